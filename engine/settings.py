@@ -119,6 +119,11 @@ class ExecutorSettings(_Section):
     max_lag_s: float = Field(
         60.0, gt=0, description="/health fails when the oldest command waits longer than this."
     )
+    inline_tasks: bool = Field(
+        True,
+        description="Run I/O-free core tasks (Log, Return, OutputValues, Fail, Labels, Echo) "
+        "in the executor instead of sending them to a worker.",
+    )
 
 
 class ProjectorSettings(_Section):

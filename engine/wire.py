@@ -191,6 +191,13 @@ def decode_job(value: bytes) -> Job | StopJob:
 # --------------------------------------------------------------------------------- logs
 
 
+def result_command_id(job: Job) -> str:
+    """The TaskResult's command id: one per (task run, attempt), whoever runs it (a worker or
+    the executor inline), so the reducer applies one result even when a job ran twice. Never
+    change it."""
+    return make_id("result", job.execution_id, job.task_run_id, job.attempt)
+
+
 def worker_log_id(task_run_id: str, attempt: int, n: int) -> str:
     """Log id of a worker's n-th line of one attempt (never change the format)."""
     return f"{task_run_id}:{attempt}:{n}"

@@ -6,20 +6,24 @@ the worker group's topic), commands for other executions (hw.commands, with ``re
 resolved from the flow store), an admission release when an execution of a flow with a
 concurrency limit ends, and — once per execution per batch — its new snapshot
 (hw.executor-state). Timers are updated in the wheel at once (see processor.py for why that is
-safe). Anything odd about one command (a poison record, a purged execution, a duplicate, a
-missing subflow) is logged with its ids and skipped: never a crash.
+safe). A job whose task needs no I/O (Log, Return, ...) is run here instead of being sent to a
+worker (:mod:`engine.executor.inline`): its TaskStarted and TaskResult are decided right after
+the decision that scheduled it. Anything odd about one command (a poison record, a purged
+execution, a duplicate, a missing subflow) is logged with its ids and skipped: never a crash.
 
 An execution that is neither known nor purged is different: its state may simply not have been
 restored (a restore cut short by a broker restart). Dropping and committing its command would
 lose it for good, so in ``strict`` mode the batch stops with :class:`UnknownExecution` before
 anything is produced; the processor then restores its partitions again and redoes the batch
 with ``strict=False``, where a command still unknown is logged and dropped (a stray command).
-Purged executions are known from the tombstones in hw.executor-state (see store.py).
+Purged executions are known from the tombstones in hw.executor-state (see store.py); any
+command for one is dropped, a redelivered StartExecution included.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +32,7 @@ from engine.bus.consumer import Record
 from engine.bus.producer import OutRecord
 from engine.bus.topics import Topics
 from engine.executor import admission as adm
+from engine.executor.inline import InlineRunner
 from engine.executor.store import StateStore
 from engine.flowstore import FlowStore
 from engine.reducer.commands import ChildExecutionEnded, Command, StartExecution
@@ -83,12 +88,16 @@ class BatchDecider:
         admission: adm.Admission,
         flows: FlowStore,
         decide_fn: Decide = decide,
+        inline: InlineRunner | None = None,
     ) -> None:
         self.topics = topics
         self.store = store
         self.admission = admission
         self.flows = flows
         self._decide = decide_fn
+        self.inline = inline
+        # Commands of the tasks the last decision ran inline, decided next (_command).
+        self._inline_commands: list[Command] = []
 
     def run(self, records: list[Record], now: datetime, *, strict: bool = False) -> BatchResult:
         """Decide the batch. With ``strict``, raise :class:`UnknownExecution` on a command
@@ -136,36 +145,63 @@ class BatchDecider:
             return
         state = self.store.get(cmd.execution_id)
         if state is None:
+            if cmd.execution_id in self.store.purged:
+                # Also a StartExecution: redelivered after its run was purged, it must not
+                # start the execution a second time.
+                result.dropped += 1
+                log.warning(
+                    "%s %s for purged execution %s dropped",
+                    cmd.type, cmd.command_id, cmd.execution_id,
+                )  # fmt: skip
+                return
             if not isinstance(cmd, StartExecution):
-                purged = cmd.execution_id in self.store.purged
-                if strict and not purged:
+                if strict:
                     raise UnknownExecution(cmd.type, cmd.execution_id, r.partition)
                 result.dropped += 1
-                why = "purged" if purged else "unknown"
                 log.warning(
-                    "%s %s for %s execution %s dropped",
-                    cmd.type, cmd.command_id, why, cmd.execution_id,
+                    "%s %s for unknown execution %s dropped",
+                    cmd.type, cmd.command_id, cmd.execution_id,
                 )  # fmt: skip
                 return
             if adm.needs_admission(cmd) and not admission_decided(env):
                 result.records.append(adm.request(self.topics.admission.name, cmd))
                 return
             cmd.flow = self.store.intern_flow(cmd.flow)
+        # Tasks run inline (inline.py) answer with commands for the same execution: decide
+        # them now, in order, rather than after a round trip through a worker.
+        queue: deque[Command] = deque((cmd,))
+        while queue:
+            state = self._decide_one(queue.popleft(), state, r.partition, now, result, dirty)
+            if state is None:
+                return
+            queue.extend(self._inline_commands)
+            self._inline_commands.clear()
+
+    def _decide_one(
+        self,
+        cmd: Command,
+        state: ExecutionState | None,
+        partition: int,
+        now: datetime,
+        result: BatchResult,
+        dirty: dict[str, ExecutionState],
+    ) -> ExecutionState | None:
+        """Decide one command; the execution's new state (None when nothing changed)."""
         was_terminal = state.state.is_terminal if state is not None else False
         decision = self._decide(state, cmd, now)
         if decision.duplicate:
             result.duplicates += 1
-            return
+            return None
         new = decision.state
         if new is None:  # only log events about a command the reducer could not place
             result.dropped += 1
             for event in decision.events:
                 log.warning("%s: %s", cmd.execution_id, event.payload.get("message"))
-            return
+            return None
         result.decided += 1
-        self.store.put(r.partition, new)
+        self.store.put(partition, new)
         dirty[new.execution_id] = new
-        self._emit(decision, new, r.partition, now, result)
+        self._emit(decision, new, partition, now, result)
         if not was_terminal and new.state.is_terminal and adm.needs_admission_flow(new.flow):
             result.records.append(
                 adm.release_for(
@@ -173,6 +209,7 @@ class BatchDecider:
                     new.flow,
                 )
             )  # fmt: skip
+        return new
 
     def _emit(
         self,
@@ -189,6 +226,11 @@ class BatchDecider:
             if event.type == "LogEmitted":
                 records.append(out(logs_topic, log_record_from_event(event)))
         for job in decision.jobs:
+            done = self.inline.run(job, now) if self.inline is not None else None
+            if done is not None:
+                self._inline_commands += (done.started, done.result)
+                records += done.logs
+                continue
             topic = jobs_topic(self.topics, job.worker_group)
             result.job_topics.add(topic)
             records.append(out(topic, job_record(job, occurred=now)))

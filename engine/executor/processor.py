@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,6 +49,7 @@ from engine.bus.topics import ensure_topics
 from engine.errors import BusError
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider, Decide, UnknownExecution
+from engine.executor.inline import InlineRunner
 from engine.executor.restore import read_partitions
 from engine.executor.store import StateStore
 from engine.flowstore import FlowFollower, FlowStore
@@ -109,6 +112,7 @@ class Executor:
         self._producer: AsyncProducer | None = None
         self._consumer: AsyncConsumer | None = None
         self._restorer: AsyncConsumer | None = None
+        self._inline: InlineRunner | None = None
         self._running = False
         self.failure: BaseException | None = None
         self.last_lag_s = 0.0
@@ -126,7 +130,18 @@ class Executor:
         self._flows = FlowFollower(kafka, self.topics.flows.name)
         flows: FlowStore = await self._flows.start()
         self.admission = Admission(self.topics.commands.name, self.topics.executor_state.name)
-        self.batch = BatchDecider(self.topics, self.store, self.admission, flows, self._decide)
+        self._inline = (
+            InlineRunner(
+                self.topics.logs.name,
+                worker_id=f"executor-{socket.gethostname()}-{os.getpid()}",
+                output_limit_bytes=self.settings.worker.output_inline_limit_bytes,
+            )
+            if self.settings.executor.inline_tasks
+            else None
+        )
+        self.batch = BatchDecider(
+            self.topics, self.store, self.admission, flows, self._decide, self._inline
+        )
         self._producer = AsyncProducer(kafka)
         await self._producer.start()
         self._restorer = AsyncConsumer(kafka, f"{self.settings.executor.group_id}-restore")
@@ -215,6 +230,7 @@ class Executor:
             "processed": self.processed,
             "duplicates": self.duplicates,
             "dropped": self.dropped,
+            "inline_tasks": self._inline.ran if self._inline else 0,
             "failure": repr(self.failure) if self.failure else None,
         }
 

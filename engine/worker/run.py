@@ -27,10 +27,9 @@ import orjson
 from engine.bus.producer import AsyncProducer
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import Command, Heartbeat, TaskResult, TaskStarted
-from engine.reducer.ids import make_id
 from engine.reducer.model import Job
 from engine.storage import LocalStorage, TaskLocation, offload_outputs
-from engine.wire import command_record
+from engine.wire import command_record, result_command_id
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs
@@ -89,12 +88,6 @@ class RunDeps:
 
 def _exists(path: Path) -> bool:
     return path.exists()  # one stat call: cheaper than a thread hop
-
-
-def result_command_id(job: Job) -> str:
-    """The TaskResult's command id: one per (task run, attempt), whoever runs it, so the
-    reducer applies one result even when a redelivered job ran twice. Never change it."""
-    return make_id("result", job.execution_id, job.task_run_id, job.attempt)
 
 
 class JobRun:

@@ -23,7 +23,7 @@ from engine.bus.supervise import Supervised
 from engine.reducer.commands import Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job, StopJob
 from engine.settings import KafkaSettings
-from engine.wire import command_record, decode_job
+from engine.wire import command_record, decode_job, result_command_id
 from executors.base import LEVELS, LogLevel, LogLine, TaskContext
 from executors.core import InMemoryKV
 from executors.registry import Registry, core_registry
@@ -148,7 +148,7 @@ class SimWorker:
             await self._send(
                 TaskResult,
                 job,
-                command_id=f"result:{key}",
+                command_id=result_command_id(job),
                 state=outcome.state,
                 outputs=outcome.outputs,
                 error=outcome.error,

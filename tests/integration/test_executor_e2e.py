@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from engine.reducer.commands import TaskResult
-from engine.reducer.model import State
+from engine.reducer.model import Job, State
+from engine.wire import result_command_id
 from tests.conformance.e2e_stack import Stack, stack_settings
 
 pytestmark = pytest.mark.kafka
@@ -56,10 +57,10 @@ async def test_a_duplicated_command_changes_nothing(stack: Stack) -> None:
     run = next(r for r in state.task_runs.values() if r.task_id == "ret")
     assert stack.executor is not None
     duplicates = stack.executor.duplicates
-    key = (execution_id, run.id, 1)
-    # The very TaskResult the worker sent, produced again.
+    # The very TaskResult the executor made when it ran the task inline, produced again.
+    command_id = result_command_id(Job(execution_id, run.id, 1, {}, {}))
     again = TaskResult(
-        command_id=f"result:{key}", execution_id=execution_id, task_run_id=run.id, attempt=1,
+        command_id=command_id, execution_id=execution_id, task_run_id=run.id, attempt=1,
         state="FAILED", error="late duplicate",
     )  # fmt: skip
     await stack.send_command(again)

@@ -89,11 +89,13 @@ def _env(settings: Settings) -> dict[str, str]:
         "HEADWATER_KAFKA__FETCH_WAIT_MAX_MS": str(k.fetch_wait_max_ms),
         "HEADWATER_EXECUTOR__GROUP_ID": e.group_id,
         "HEADWATER_EXECUTOR__POLL_TIMEOUT_S": str(e.poll_timeout_s),
+        "HEADWATER_EXECUTOR__INLINE_TASKS": str(e.inline_tasks).lower(),
     }
 
 
 async def test_two_executor_processes_one_killed_mid_run() -> None:
-    settings = stack_settings(partitions=4)
+    # Every task goes to the worker: the point is that no job is dispatched twice.
+    settings = stack_settings(partitions=4, inline_tasks=False)
     stack = await Stack(settings).start(executor=False)
     procs: list[asyncio.subprocess.Process] = []
     events = AsyncConsumer(settings.kafka, f"obs-{uuid.uuid4().hex[:8]}")
