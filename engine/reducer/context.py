@@ -20,6 +20,7 @@ from engine.reducer.model import (
     Event,
     ExecutionState,
     Job,
+    LoopProgress,
     StopJob,
     TaskRun,
     Timer,
@@ -145,6 +146,7 @@ class Ctx:
         "decision",
         "dirty_exec",
         "dirty_runs",
+        "narrow",
         "now",
         "now_dt",
         "state",
@@ -158,6 +160,9 @@ class Ctx:
         self.decision = Decision(state)
         self.dirty_runs: dict[str, None] = {}
         self.dirty_exec = False
+        # True while deciding a task run's own news (TaskStarted, TaskResult, Heartbeat): only
+        # the runs it touches can move, so loops may skip their untouched running iterations.
+        self.narrow = False
         self.tasks = tasks
         self._seed = seed
         self._renderer: Renderer | None = None  # most commands render nothing
@@ -214,7 +219,18 @@ class Ctx:
         changed = run.set_state(state, self.now)
         if changed:
             self.touch(run)
+            if state == State.RESTARTED:  # a finished run works again: its loop must see it
+                self.state.loop_progress = None
         return changed
+
+    def loop_progress(self, loop: TaskRun) -> LoopProgress:
+        """The iterations of ``loop`` known finished or running (see ExecutionState)."""
+        if self.state.loop_progress is None:
+            self.state.loop_progress = {}
+        progress = self.state.loop_progress.get(loop.id)
+        if progress is None:
+            progress = self.state.loop_progress[loop.id] = LoopProgress()
+        return progress
 
     def set_exec_state(self, state: State) -> bool:
         changed = self.state.set_state(state, self.now)
@@ -287,6 +303,7 @@ class Ctx:
     def remove_run(self, run: TaskRun) -> None:
         self.state.task_runs.pop(run.id, None)
         self.state.kids_index = None
+        self.state.loop_progress = None
         self._outputs = None
         self.touch(run)
 

@@ -85,6 +85,7 @@ def _decide(state: ExecutionState | None, command: Command, now: datetime) -> De
         return Decision(state, duplicate=True)
     _remember(state, command.command_id)
     ctx = _context(state, command, now)
+    ctx.narrow = isinstance(command, _NARROW)
     handler = _HANDLERS.get(type(command))
     if handler is None:
         ctx.log("ERROR", f"unknown command type {type(command).__name__}: ignored")
@@ -270,3 +271,5 @@ _HANDLERS: dict[type[Command], Callable[[Ctx, Any], None]] = {
     SetLabels: _apply_set_labels,
     ChildExecutionEnded: _apply_child_ended,
 }
+# Commands about one task run only (see Ctx.narrow).
+_NARROW = (TaskStarted, TaskResult, Heartbeat)

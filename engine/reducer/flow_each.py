@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from engine.reducer.context import Ctx, Flowable, register
-from engine.reducer.model import JSON, TaskRun
+from engine.reducer.model import JSON, LoopProgress, TaskRun
 from engine.reducer.scope import after_main, enabled, end_flowable, fail, run_list
 from engine.reducer.states import State, worst
 
@@ -79,29 +79,68 @@ class _Loop(Flowable):
         limit = task.get(self.limit_key, self.default_limit)
         limit = self.default_limit if limit is None else int(limit)
         tasks = enabled(task.get("tasks"))
+        progress = ctx.loop_progress(run)
+        moved = _moved_iterations(ctx, run)
+        if moved is not None and len(progress.ended) + len(progress.running) == len(values):
+            # Every iteration has started and only the moved ones can have changed.
+            for value in moved & progress.running:
+                self._iteration(ctx, run, tasks, value, progress)
+            if not progress.running:
+                self._finish(ctx, run, task, list(progress.ended.values()), blocked=False)
+            return
         active = 0
         failed = False
-        started: list[list[State]] = []
+        started: list[State] = []  # the final state of each iteration that ran
         blocked = False
         for value in values:
-            kids = ctx.children(run.id, [*run.values, value], None)
-            fresh = not kids
+            done = progress.ended.get(value)
+            if done is not None:
+                started.append(done)
+                failed = failed or done.is_failed
+                continue
+            if moved is not None and value in progress.running and value not in moved:
+                active += 1  # still running, and nothing in it moved: stepping it does nothing
+                continue
+            fresh = not ctx.children(run.id, [*run.values, value], None)
             # Unbounded loops start every iteration together (Kestra creates them all at
             # once), so a failure only stops new iterations of a bounded loop.
             if fresh and (ctx.state.killing or (limit and (failed or active >= limit))):
                 blocked = True
                 continue
-            state = run_list(
-                ctx, run, tasks, kids, [*run.values, value], None, "tasks", self.inner_limit
-            )
-            started.append([k.state for k in kids.values()])
+            state = self._iteration(ctx, run, tasks, value, progress)
             if state is None:
                 active += 1
-            elif state.is_failed:
-                failed = True
-        if active:
-            return
-        main = worst([s for states in started for s in states])
+                continue
+            final = progress.ended.get(value)
+            if final is None:  # ended by a kill: its runs' states, as for any other
+                kids = ctx.children(run.id, [*run.values, value], None)
+                final = worst([k.state for k in kids.values()])
+            started.append(final)
+            failed = failed or state.is_failed
+        if not active:
+            self._finish(ctx, run, task, started, blocked)
+
+    def _iteration(
+        self, ctx: Ctx, run: TaskRun, tasks: list[JSON], value: str, progress: LoopProgress
+    ) -> State | None:
+        """Step one iteration and note its progress; its final state, None while it runs."""
+        values = [*run.values, value]
+        kids = ctx.children(run.id, values, None)
+        state = run_list(ctx, run, tasks, kids, values, None, "tasks", self.inner_limit)
+        if state is None:
+            progress.running.add(value)
+            return None
+        progress.running.discard(value)
+        final = worst([k.state for k in kids.values()])
+        if final == state:  # (a kill can end an iteration in KILLED with no KILLED run)
+            progress.ended[value] = final
+        return state
+
+    def _finish(
+        self, ctx: Ctx, run: TaskRun, task: JSON, started: list[State], blocked: bool
+    ) -> None:
+        """No iteration runs any more: errors/finally of the loop, then its end."""
+        main = worst(started)
         if blocked and ctx.state.killing and not main.is_failed:
             main = State.KILLED
         own = ctx.children(run.id, run.values, None)
@@ -110,6 +149,24 @@ class _Loop(Flowable):
         )
         if final is not None:
             end_flowable(ctx, run, task, worst([final, main]))
+
+
+def _moved_iterations(ctx: Ctx, loop: TaskRun) -> set[str] | None:
+    """Values of the iterations holding a run touched by this decision, when the decision is
+    narrow (Ctx.narrow) and no kill is under way; None: every iteration must be stepped."""
+    if not ctx.narrow or ctx.state.killing:
+        return None
+    depth = len(loop.values)
+    runs = ctx.state.task_runs
+    moved: set[str] = set()
+    for run_id in ctx.dirty_runs:
+        touched = runs.get(run_id)
+        # A run with the loop's values as a prefix and one more value may sit in another loop
+        # with the same values: stepping one iteration too many is harmless.
+        if touched is not None and len(touched.values) > depth:
+            if touched.values[:depth] == loop.values:
+                moved.add(touched.values[depth])
+    return moved
 
 
 @register

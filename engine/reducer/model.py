@@ -62,6 +62,15 @@ def _move(obj: _Stateful, state: State, now: str) -> bool:
 
 
 @dataclass(slots=True)
+class LoopProgress:
+    """A cache of one loop's iterations, by value: finished ones with their final state, and
+    the ones started and not finished."""
+
+    ended: dict[str, State] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class Attempt:
     """One try of a runnable task run (flowables have no attempts, like Kestra)."""
 
@@ -308,6 +317,10 @@ class ExecutionState:
     kids_index: dict[tuple[Any, ...], dict[str, TaskRun]] | None = field(
         default=None, compare=False, repr=False
     )
+    # Loop run id -> its iterations' progress (flow_each.py), so a step need not walk every
+    # iteration (without it, a 1,000-item ForEach cost O(n^2)). Finished runs only change
+    # through a restart or a removal, which drop it (Ctx.set_state / Ctx.remove_run).
+    loop_progress: dict[str, LoopProgress] | None = field(default=None, compare=False, repr=False)
 
     def set_state(self, state: State, now: str) -> bool:
         """Move to ``state`` if the rules allow it; returns whether anything changed."""
