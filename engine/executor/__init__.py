@@ -2,6 +2,7 @@
 
 Executor          the Kafka wiring: consume, decide, produce, commit; restore; timers; health
 BatchDecider      one batch of records -> the records to produce (no I/O)
+InlineRunner      I/O-free core tasks (Log, Return...) run in the batch instead of on a worker
 StateStore        executions of the owned partitions; restore and purge logic (pure)
 TimerWheel        which timer is due next (pure)
 Admission         per-flow concurrency slots behind hw.admission
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider
+from engine.executor.inline import InlineRunner
 from engine.executor.processor import Clock, Executor, RealClock
 from engine.executor.service import run_executor
 from engine.executor.store import StateStore
@@ -22,6 +24,7 @@ __all__ = [
     "BatchDecider",
     "Clock",
     "Executor",
+    "InlineRunner",
     "RealClock",
     "StateStore",
     "TimerWheel",
