@@ -55,6 +55,14 @@ class KafkaSettings(_Section):
             "librdkafka's 5 min default would hide a dead broker from callers for too long."
         ),
     )
+    idempotent_producer: bool = Field(
+        False,
+        description=(
+            "Idempotent producers (enable.idempotence). Off by default: Tansu in S3 mode "
+            "answers a retried batch lost in its crash as a duplicate, and the client then "
+            "drops it as delivered (tests/chaos/probe_durable.py). Safe to enable on Kafka."
+        ),
+    )
 
 
 class PostgresSettings(_Section):

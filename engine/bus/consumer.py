@@ -48,6 +48,9 @@ _STALL_CHECK_S = 5.0
 _STALL_LIMIT_S = 15.0
 # One watermark/position request of the stall check.
 _STALL_CALL_S = 5.0
+# How long a fresh consumer gets to fetch one of the records ours does not receive: a fetch
+# answers within fetch.wait.max.ms; the margin covers connecting to a busy broker.
+_STALL_VERIFY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,10 @@ class AsyncConsumer:
         # when unread-but-not-arriving records were first seen (see _check_stall).
         self._error_at: float | None = None
         self._behind_since: float | None = None
+        self._reseeked = False  # the stall check already tried a seek (see _check_stall)
+        # Monotonic time of the last error the client reported (never cleared): readers that
+        # trust an empty poll only when no error came meanwhile (executor restore).
+        self.last_error_at: float | None = None
 
     async def __aenter__(self) -> AsyncConsumer:
         await self.start()
@@ -261,15 +268,66 @@ class AsyncConsumer:
         behind = [(p, pos, high) for p, pos, high in found if pos < high]
         if not behind:
             self._error_at = self._behind_since = None  # caught up: the error is over
+            self._reseeked = False
             return
         if self._behind_since is None:
             self._behind_since = now
         elif now - self._behind_since > _STALL_LIMIT_S:
-            raise BusError(
-                f"consumer {self.group_id}: no records for {_STALL_LIMIT_S} s although "
-                f"partitions have unread ones after a broker error (position, end): {behind}",
-                retriable=False,
-            )
+            # A durable Tansu killed mid-produce leaves offsets below its watermark that hold
+            # nothing (restore.py); a fresh client tells such a gap from a stuck client.
+            if await asyncio.to_thread(self._fetchable, [(p, pos) for p, pos, _ in behind]):
+                if self._reseeked:
+                    raise BusError(
+                        f"consumer {self.group_id}: no records for {_STALL_LIMIT_S} s after a "
+                        f"broker error, even after a seek, although a fresh consumer reads "
+                        f"some at (position, end) {behind}: the client is stuck",
+                        retriable=False,
+                    )
+                # Seen after a durable Tansu restart: the client keeps its position but
+                # fetches nothing more. A seek to that very position restarts its fetcher.
+                log.warning(
+                    "consumer %s: stuck at (position, end) %s although a fresh consumer reads "
+                    "there; seeking to the position",
+                    self.group_id, behind,
+                )  # fmt: skip
+                seeks = [TopicPartition(t, p, pos) for (t, p), pos, _ in behind]
+
+                def seek() -> None:
+                    for tp in seeks:
+                        consumer.seek(tp)
+
+                await self._call("seek a stalled consumer", seek)
+                self._reseeked = True
+                self._behind_since = now
+                return
+            log.warning(
+                "consumer %s: nothing to read between position and end %s: offsets a broker "
+                "crash left empty, not a stall",
+                self.group_id, behind,
+            )  # fmt: skip
+            self._error_at = self._behind_since = None
+
+    def _fetchable(self, positions: list[tuple[Partition, int]]) -> bool:
+        """Whether a new, group-less consumer receives a record at one of ``positions``
+        within :data:`_STALL_VERIFY_S` (blocking: run in a thread)."""
+        probe = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"{self.group_id}-stall-check",  # required; nothing is committed
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": self._config["fetch.wait.max.ms"],
+            }
+        )
+        try:
+            probe.assign([TopicPartition(t, p, o) for (t, p), o in positions])
+            deadline = time.monotonic() + _STALL_VERIFY_S
+            while time.monotonic() < deadline:
+                m = probe.poll(0.1)
+                if m is not None and m.error() is None:
+                    return True
+            return False
+        finally:
+            probe.close()
 
     def _client(self) -> Consumer:
         if self._consumer is None:
@@ -332,7 +390,7 @@ class AsyncConsumer:
             if is_retriable(err):
                 # librdkafka recovers from these itself (broker restart, leader move); if it
                 # does not, the stall check in consume() notices.
-                self._error_at = time.monotonic()
+                self._error_at = self.last_error_at = time.monotonic()
                 log.warning("consumer %s: %s", self.group_id, err)
                 continue
             return records, to_bus_error(
@@ -369,7 +427,8 @@ class AsyncConsumer:
             self._rebalance_work = None
 
     def _on_error(self, err: KafkaError) -> None:
-        self._error_at = time.monotonic()  # read by consume() for the stall check
+        # _error_at is read by consume() for the stall check, last_error_at by readers.
+        self._error_at = self.last_error_at = time.monotonic()
         if err.fatal():
             self._pending_error = to_bus_error(
                 err, f"consumer {self.group_id}", bootstrap=self._bootstrap

@@ -1,9 +1,9 @@
 """Async producer over confluent-kafka: every record is acknowledged or fails loudly.
 
 ``await producer.produce(topic, key, value)`` returns once the broker acknowledged the record
-(acks=all, idempotent producer) and raises :class:`DeliveryError` naming topic, key and reason
-when it was not. Nothing is dropped silently: records still in flight when the producer closes
-fail with DeliveryError too.
+(acks=all; idempotence is a setting, see AsyncProducer) and raises :class:`DeliveryError`
+naming topic, key and reason when it was not. Nothing is dropped silently: records still in
+flight when the producer closes fail with DeliveryError too.
 
 Threads: ``Producer.produce`` only enqueues (it never waits on the network), so it is called
 on the event loop. A dedicated poll thread serves librdkafka's delivery callbacks; the callbacks
@@ -63,7 +63,7 @@ class OutRecord:
 
 
 class AsyncProducer:
-    """One idempotent producer per component. Use ``async with AsyncProducer(settings) as p``."""
+    """One producer per component. Use ``async with AsyncProducer(settings) as p``."""
 
     def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
         """`overrides` are extra librdkafka settings (dotted names), e.g. for tests."""
@@ -71,7 +71,14 @@ class AsyncProducer:
         self._config: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             "client.id": settings.client_id,
-            "enable.idempotence": True,  # no duplicates or reordering from internal retries
+            # Idempotence is off unless asked for (see KafkaSettings.idempotent_producer): a
+            # durable Tansu killed mid-produce keeps the batch's sequence numbers but not the
+            # batch, answers the retry DUPLICATE_SEQUENCE_NUMBER, and librdkafka reports the
+            # lost records as delivered (with offset -1). Without it a retry is written again:
+            # at-least-once, which every consumer here deduplicates. One request in flight
+            # keeps a partition's records in order across retries (measured: no slower).
+            "enable.idempotence": settings.idempotent_producer,
+            "max.in.flight.requests.per.connection": 5 if settings.idempotent_producer else 1,
             "acks": "all",
             "linger.ms": settings.linger_ms,
             "message.timeout.ms": settings.delivery_timeout_ms,
@@ -330,7 +337,18 @@ class AsyncProducer:
             if future.done():  # the caller was cancelled; the record itself went out
                 continue
             if err is None:
-                future.set_result(Delivered(msg.topic(), msg.partition(), msg.offset()))
+                offset = msg.offset()
+                if offset is None or offset < 0:
+                    # librdkafka's answer to DUPLICATE_SEQUENCE_NUMBER: "already stored",
+                    # which a crashed Tansu says of batches it lost (see __init__).
+                    log.error(
+                        "Kafka acknowledged a record to %s without an offset: the broker "
+                        "took it for a duplicate and may not have stored it",
+                        msg.topic(),
+                    )
+                future.set_result(
+                    Delivered(msg.topic(), msg.partition(), -1 if offset is None else offset)
+                )
             else:
                 future.set_exception(
                     _delivery_error(err, msg.topic() or "?", msg.key(), self._bootstrap)
