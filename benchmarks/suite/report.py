@@ -275,6 +275,7 @@ def _scenario_tables(hw: Mapping[str, Any], peer: Mapping[str, Any]) -> list[str
                         "last_scheduled_s",
                         "last_started_s",
                         "complete_s",
+                        "api_to_visible_s",
                     )
                 ),
             ]
@@ -291,6 +292,7 @@ def _scenario_tables(hw: Mapping[str, Any], peer: Mapping[str, Any]) -> list[str
                     "last scheduled s",
                     "last started s",
                     "complete s",
+                    "API call -> end visible in Postgres s",
                 ],
                 rows,
             ),

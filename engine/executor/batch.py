@@ -57,6 +57,7 @@ from schemas.envelope import EnvelopeError
 log = logging.getLogger(__name__)
 
 Decide = Callable[[ExecutionState | None, Command, datetime], Decision]
+Clock = Callable[[], datetime]
 
 
 @dataclass(slots=True)
@@ -99,10 +100,21 @@ class BatchDecider:
         # Commands of the tasks the last decision ran inline, decided next (_command).
         self._inline_commands: list[Command] = []
 
-    def run(self, records: list[Record], now: datetime, *, strict: bool = False) -> BatchResult:
-        """Decide the batch. With ``strict``, raise :class:`UnknownExecution` on a command
-        for an execution neither known nor purged; the store may then hold decisions of this
-        batch that were never produced, so the caller must restore before retrying."""
+    def run(
+        self, records: list[Record], now: datetime | Clock, *, strict: bool = False
+    ) -> BatchResult:
+        """Decide the batch. ``now`` is the time, or a clock read once per decision (a big
+        batch takes a while: its timestamps should say when each decision was made). With
+        ``strict``, raise :class:`UnknownExecution` on a command for an execution neither
+        known nor purged; the store may then hold decisions of this batch that were never
+        produced, so the caller must restore before retrying."""
+        if isinstance(now, datetime):
+            fixed = now
+
+            def clock() -> datetime:
+                return fixed
+        else:
+            clock = now
         result = BatchResult()
         dirty: dict[str, ExecutionState] = {}
         dirty_slots: set[str] = set()
@@ -115,9 +127,10 @@ class BatchDecider:
             if r.value is None:
                 continue
             if r.topic == commands_topic:
-                self._command(r, now, result, dirty, strict)
+                self._command(r, clock, result, dirty, strict)
             else:
                 self.admission.handle(r, result.records, dirty_slots)
+        now = clock()
         state_topic = self.topics.executor_state.name
         for state in dirty.values():
             result.records.append(out(state_topic, state_record(state, occurred=now)))
@@ -131,7 +144,7 @@ class BatchDecider:
     def _command(
         self,
         r: Record,
-        now: datetime,
+        clock: Clock,
         result: BatchResult,
         dirty: dict[str, ExecutionState],
         strict: bool,
@@ -171,7 +184,7 @@ class BatchDecider:
         # them now, in order, rather than after a round trip through a worker.
         queue: deque[Command] = deque((cmd,))
         while queue:
-            state = self._decide_one(queue.popleft(), state, r.partition, now, result, dirty)
+            state = self._decide_one(queue.popleft(), state, r.partition, clock(), result, dirty)
             if state is None:
                 return
             queue.extend(self._inline_commands)

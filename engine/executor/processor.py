@@ -240,14 +240,14 @@ class Executor:
         assert self._producer is not None
         assert self._consumer is not None
         try:
-            result = self.batch.run(records, self.clock.now(), strict=True)
+            result = self.batch.run(records, self.clock.now, strict=True)
         except UnknownExecution as exc:
             # The state may have been restored short (a broker restart during the restore):
             # read it again, like a restarted process would, and redo the batch; what is still
             # unknown then is a stray command and is dropped (batch.py).
             log.warning("executor: %s; restoring the owned partitions again", exc)
             await self._restore_again()
-            result = self.batch.run(records, self.clock.now(), strict=False)
+            result = self.batch.run(records, self.clock.now, strict=False)
         self.processed += result.decided
         self.duplicates += result.duplicates
         self.dropped += result.dropped
