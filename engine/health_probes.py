@@ -1,9 +1,8 @@
 """Probes of each component for the health server (:mod:`engine.health`).
 
 Each reads only the component's public attributes (``healthy()``/``health()``/``stats``...);
-what a component does not expose is not invented here. Missing today: the executor's batch
-latency, the worker's finished jobs by state and task durations, and triggers fired per
-source (see the API's /metrics, which computes the latter two from the read model).
+what a component does not expose is not invented here. Missing today: the worker's finished
+jobs by state and task durations (the API's /metrics computes them from the read model).
 """
 
 from __future__ import annotations
@@ -57,6 +56,26 @@ def executor_probe(executor: Any) -> Probe:
                 h.get("executions"),
             ),
             _gauge("headwater_executor_timers", "Armed timers.", h.get("timers")),
+            _counter(
+                "headwater_executor_inline_tasks_total",
+                "Task runs the executor ran itself (I/O-free core tasks, no worker hop).",
+                h.get("inline_tasks"),
+            ),
+            _counter(
+                "headwater_executor_batches_total",
+                "Non-empty batches of commands decided and produced.",
+                h.get("batches"),
+            ),
+            _counter(
+                "headwater_executor_batch_decide_seconds_total",
+                "Time spent deciding batches (divide by batches_total for the mean).",
+                h.get("decide_s"),
+            ),
+            _counter(
+                "headwater_executor_batch_produce_seconds_total",
+                "Time spent producing a batch's records until every ack arrived.",
+                h.get("produce_s"),
+            ),
             _gauge(
                 "headwater_executor_assigned_partitions",
                 "hw.commands partitions this executor owns.",
@@ -185,7 +204,13 @@ def triggers_probe(runtime: Any) -> Probe:
                 "gauge",
                 "Trigger sources running in this process.",
                 [({}, len(runtime.running()))],
-            )
+            ),
+            Metric(
+                "headwater_triggers_fired_total",
+                "counter",
+                "Executions started by the trigger sources of this process, by trigger type.",
+                [({"type": kind}, n) for kind, n in sorted(runtime.fired.items())],
+            ),
         ]
 
     return Probe("triggers", lambda: bool(runtime.healthy), details, metrics)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +113,7 @@ class _Context:
             raise
         future.add_done_callback(self._done)
         self.fired += 1
+        self._rt.fired[str(self.trigger.get("type"))] += 1
         return future
 
     def _done(self, future: asyncio.Future[Any]) -> None:
@@ -175,6 +177,8 @@ class TriggerRuntime:
         self._dirty = _Dirty()
         self._factories = factories or default_factories(settings)
         self._tasks: list[Supervised] = []
+        # Executions started, by trigger type (sources come and go; the count stays).
+        self.fired: Counter[str] = Counter()
         self._flow_source: Supervised | None = None
         self._flow_consumer: AsyncConsumer | None = None
         self.failure: BaseException | None = None

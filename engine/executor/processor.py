@@ -119,6 +119,10 @@ class Executor:
         self.processed = 0
         self.duplicates = 0
         self.dropped = 0
+        # Per batch: how many, and the time spent deciding and producing (Prometheus sums).
+        self.batches = 0
+        self.decide_s = 0.0
+        self.produce_s = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -231,6 +235,9 @@ class Executor:
             "duplicates": self.duplicates,
             "dropped": self.dropped,
             "inline_tasks": self._inline.ran if self._inline else 0,
+            "batches": self.batches,
+            "decide_s": round(self.decide_s, 6),
+            "produce_s": round(self.produce_s, 6),
             "failure": repr(self.failure) if self.failure else None,
         }
 
@@ -239,6 +246,7 @@ class Executor:
     async def _process(self, records: list[Record]) -> None:
         assert self._producer is not None
         assert self._consumer is not None
+        started = time.perf_counter()
         try:
             result = self.batch.run(records, self.clock.now, strict=True)
         except UnknownExecution as exc:
@@ -255,9 +263,14 @@ class Executor:
             self.last_lag_s = max(0.0, time.time() - result.oldest_ms / 1000)
         elif not records:
             self.last_lag_s = 0.0
+        decided = time.perf_counter()
         await self._ensure_job_topics(result.job_topics)
         if result.records:
             await self._producer.produce_batch(result.records)
+        if records:
+            self.batches += 1
+            self.decide_s += decided - started
+            self.produce_s += time.perf_counter() - decided
         self._wake.set()
         if records:
             await self._commit(records)

@@ -27,6 +27,7 @@ from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, OutRecord, ensure
 from engine.bus.topics import Topics
 from engine.errors import BusError
 from engine.flows import flow_to_dict, load_flow
+from engine.health_probes import triggers_probe
 from engine.reducer.commands import StartExecution
 from engine.settings import Settings, TriggerSettings
 from engine.wire import decode_command, flow_deployed_record
@@ -344,6 +345,13 @@ async def test_n_inputs_give_n_distinct_executions(
             await commands.until(N)
             await commands.settle()
             _check(commands, case, {str(i) for i in range(N)})
+            # Every input counted once per fire, under the trigger's type, on /metrics.
+            (kind, fired), *others = runtime.fired.items()
+            assert not others
+            assert fired >= N
+            assert f'headwater_triggers_fired_total{{type="{kind}"}} {fired}' in (
+                triggers_probe(runtime).metrics_text()
+            )
     finally:
         await runtime.close()
         if case.cleanup is not None:

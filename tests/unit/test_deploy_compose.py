@@ -292,7 +292,7 @@ def test_topic_script_creates_the_catalogue() -> None:
 
 def test_prometheus_scrapes_every_api_with_the_metrics_key(monkeypatch: pytest.MonkeyPatch) -> None:
     config = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
-    (job,) = config["scrape_configs"]
+    job, components = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     (sd,) = job["dns_sd_configs"]
     port = component_settings(monkeypatch, "api").api.port
@@ -303,3 +303,12 @@ def test_prometheus_scrapes_every_api_with_the_metrics_key(monkeypatch: pytest.M
     assert f"> {key_file}" in prometheus["entrypoint"][-1]
     api_keys = [k.get_secret_value() for k in component_settings(monkeypatch, "api").api.api_keys]
     assert prometheus["environment"]["METRICS_KEY"] in api_keys
+    # The other components: every one of them, on the health port its settings serve.
+    (sd,) = components["dns_sd_configs"]
+    served = set(HEADWATER) - {"api"}
+    assert set(sd["names"]) == served
+    for name in served:
+        health = component_settings(monkeypatch, name).health
+        assert (health.host, health.port) == ("0.0.0.0", sd["port"])
+        probe = SERVICES[name]["healthcheck"]["test"][-1]
+        assert f"127.0.0.1:{health.port}/health/ready" in probe

@@ -173,6 +173,12 @@ def test_executor_probe_reads_health_and_needs_the_loop_running() -> None:
     assert metrics["headwater_executor_commands_processed_total"] == "7"
     assert metrics["headwater_executor_lag_seconds"] == "0.25"
     assert metrics["headwater_executor_assigned_partitions"] == "2"
+    state.update(inline_tasks=40, batches=3, decide_s=0.5, produce_s=0.25)
+    metrics = _metrics(probe)
+    assert metrics["headwater_executor_inline_tasks_total"] == "40"
+    assert metrics["headwater_executor_batches_total"] == "3"
+    assert metrics["headwater_executor_batch_decide_seconds_total"] == "0.5"
+    assert metrics["headwater_executor_batch_produce_seconds_total"] == "0.25"
     state["running"] = False
     assert not probe.healthy()
 
