@@ -42,6 +42,19 @@ class KafkaSettings(_Section):
         ge=0,
         description="Max wait of a fetch; on Tansu this is the latency of one hop (SERVICES.md).",
     )
+    doze_after_s: float = Field(
+        2.0,
+        ge=0,
+        description="A consumer that received nothing this long stops fetching between short "
+        "listening windows (Tansu answers empty fetches only after fetch_wait_max_ms: idle "
+        "fetching costs the broker CPU); 0 = never doze.",
+    )
+    doze_period_ms: int = Field(
+        100,
+        ge=10,
+        description="While dozing, one listening window per period: the extra latency of the "
+        "first record after a quiet spell is at most this.",
+    )
     linger_ms: float = Field(1.0, ge=0, description="Producer batching delay in milliseconds.")
     request_timeout_s: float = Field(
         10.0, gt=0, description="How long admin and metadata calls wait before giving up."

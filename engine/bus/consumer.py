@@ -48,6 +48,13 @@ _STALL_CHECK_S = 5.0
 _STALL_LIMIT_S = 15.0
 # One watermark/position request of the stall check.
 _STALL_CALL_S = 5.0
+# An idle consumer dozes. Tansu answers every fetch only after fetch.wait.max.ms (SERVICES.md),
+# so each consumer sends 1000/wait fetches a second even when nothing happens (measured:
+# `headwater dev` idle, 5 ms: Tansu 120% of a core). After the doze_after_s setting without a
+# record, the assigned partitions stay paused (no fetch) except for a listening window of one
+# fetch wait plus this margin every doze_period_ms; the first record after a quiet spell waits
+# up to one period, the ones after it travel at full speed again.
+_DOZE_LISTEN_MARGIN_S = 0.015
 # How long a fresh consumer gets to fetch one of the records ours does not receive: a fetch
 # answers within fetch.wait.max.ms; the margin covers connecting to a busy broker.
 _STALL_VERIFY_S = 5.0
@@ -98,6 +105,11 @@ class AsyncConsumer:
             **overrides,
         }
         self._handlers = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost or on_revoke}
+        self._doze_after_s = settings.doze_after_s
+        self._doze_period_s = settings.doze_period_ms / 1000
+        self._listen_s = settings.fetch_wait_max_ms / 1000 + _DOZE_LISTEN_MARGIN_S
+        self._last_record_at = time.monotonic()
+        self.dozing = False
         self._consumer: Consumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
@@ -157,6 +169,12 @@ class AsyncConsumer:
         ]
         await self._call("assign partitions", partial(self._client().assign, tps))
         self.assigned = set(partitions)
+        self._awake()
+
+    async def unassign(self) -> None:
+        """Stop reading the partitions given to :meth:`assign` (and fetching them)."""
+        await self._call("unassign partitions", self._client().unassign)
+        self.assigned = set()
 
     async def consume(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout_s` for the first one."""
@@ -164,10 +182,17 @@ class AsyncConsumer:
             pending, self._pending_error = self._pending_error, None
             raise pending
         consumer = self._client()
+        doze = self._should_doze()
+        if doze:
+            # Sleep out the paused part of the period, then listen (resumed) briefly.
+            await asyncio.sleep(max(0.0, min(timeout_s, self._doze_period_s) - self._listen_s))
+            timeout_s = min(timeout_s, self._listen_s)
         batch: tuple[list[Record], BusError | None] = await self._call(
-            "consume", partial(self._consume_blocking, consumer, max_records, timeout_s)
+            "consume", partial(self._consume_blocking, consumer, max_records, timeout_s, doze)
         )
         records, error = batch
+        if records:
+            self._last_record_at = time.monotonic()
         if not records and error is None and self._error_at is not None:
             await self._check_stall(consumer)
         if error is not None:
@@ -356,15 +381,36 @@ class AsyncConsumer:
                 raise
             raise BusError(f"{what} failed: {exc}", retriable=False) from exc
 
+    def _should_doze(self) -> bool:
+        if (
+            not self._doze_after_s
+            or not self.assigned
+            or self._error_at is not None  # the stall check needs the client fetching
+            or self._rebalance_work is not None
+        ):
+            return False
+        return time.monotonic() - self._last_record_at > self._doze_after_s
+
+    def _awake(self) -> None:
+        """A new assignment is read at once, not after a doze period."""
+        self._last_record_at = time.monotonic()
+
     def _consume_blocking(
-        self, consumer: Consumer, max_records: int, timeout_s: float
+        self, consumer: Consumer, max_records: int, timeout_s: float, doze: bool = False
     ) -> tuple[list[Record], BusError | None]:
+        if doze or self.dozing:
+            # Dozing: fetch during this poll only. Awake again: fetch from now on.
+            self.dozing = doze
+            consumer.resume(consumer.assignment())
         # librdkafka's consume(n, timeout) waits for the whole timeout unless n records come,
         # which would add up to `timeout_s` to every hop: wait only for the first record, then
         # take what is already buffered without waiting.
         first = consumer.poll(timeout_s)
         if first is None:
+            if doze:
+                consumer.pause(consumer.assignment())
             return [], None
+        self.dozing = False  # resumed, and it stays so while records come
         messages: list[Message] = [first]
         if max_records > 1:
             messages += consumer.consume(max_records - 1, 0)
@@ -403,6 +449,7 @@ class AsyncConsumer:
         parts = [(tp.topic, tp.partition) for tp in partitions]
         if kind == "assign":
             self.assigned.update(parts)
+            self._awake()
         else:
             self.assigned.difference_update(parts)
         handler = self._handlers[kind]

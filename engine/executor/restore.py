@@ -65,8 +65,17 @@ async def read_partitions(
 ) -> list[Record]:
     """Every record of ``topic``'s ``partitions``, in offset order per partition. Raises
     :class:`RestoreIncomplete` rather than return a state it could not read to its end."""
-    started = time.monotonic()
     await consumer.assign({(topic, p): 0 for p in partitions})
+    try:
+        return await _read(consumer, topic, partitions)
+    finally:
+        # Unassigned, the restorer stops fetching (and buffering) the state topic until the
+        # next restore.
+        await consumer.unassign()
+
+
+async def _read(consumer: AsyncConsumer, topic: str, partitions: set[int]) -> list[Record]:
+    started = time.monotonic()
     marks = await _watermarks(consumer, topic, partitions)
     records: list[Record] = []
     position = {p: 0 for p in partitions}

@@ -422,3 +422,39 @@ async def test_a_second_member_takes_partitions_after_the_first_commits_on_revok
         assert not first.assigned & second.assigned
     assert sorted(revokes[0]) == [(topic, p) for p in range(PARTITIONS)]
     assert after == []  # the revoke commit made the new owner start after what was seen
+
+
+# ---------------------------------------------------------------------------------- doze
+
+
+async def test_a_dozing_consumer_loses_and_repeats_nothing(
+    bus: KafkaSettings, topics: Topics
+) -> None:
+    """Quiet spells make the consumer doze (paused partitions between listening windows);
+    records sent in bursts around them all arrive once, in order per partition."""
+    sleepy = bus.model_copy(update={"doze_after_s": 0.2, "doze_period_ms": 60})
+    bursts, per_burst = 6, 25
+    async with AsyncConsumer(sleepy, _group()) as consumer, AsyncProducer(bus) as producer:
+        await consumer.subscribe([topics.jobs.name])
+        await producer.produce(topics.jobs.name, b"k-first", b"first")
+        got = await _read(consumer, 1)
+        dozed = 0
+        for burst in range(bursts):
+            # Quiet long enough to doze, then a burst over every partition.
+            async with asyncio.timeout(ARRIVAL_S):
+                while not consumer.dozing:
+                    got += await consumer.consume(500, 0.1)
+            dozed += 1
+            await producer.produce_many(
+                OutRecord(topics.jobs.name, f"k{i}".encode(), f"{burst}:{i}".encode())
+                for i in range(per_burst)
+            )
+            got += await _read(consumer, per_burst)
+            assert not consumer.dozing  # records woke it up
+        got += await _quiet(consumer)
+    values = [r.value for r in got]
+    assert len(values) == len(set(values)) == 1 + bursts * per_burst
+    assert dozed == bursts
+    for partition in {r.partition for r in got}:
+        offsets = [r.offset for r in got if r.partition == partition]
+        assert offsets == sorted(offsets)

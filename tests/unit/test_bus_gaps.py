@@ -41,6 +41,9 @@ class _GapConsumer:
     async def assign(self, partitions: Mapping[Partition, int | None]) -> None:
         return None
 
+    async def unassign(self) -> None:
+        return None
+
     async def consume(self, max_records: int, timeout_s: float) -> list[Record]:
         self.polls += 1
         if self.erring:

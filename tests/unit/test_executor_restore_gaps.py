@@ -75,7 +75,10 @@ class _FakeConsumer:
         return self.client
 
     async def assign(self, partitions: Mapping[Partition, int | None]) -> None:
-        return None
+        self.assigned = set(partitions)
+
+    async def unassign(self) -> None:
+        self.assigned = set()
 
     async def consume(self, max_records: int, timeout_s: float) -> list[Record]:
         out, self.records = self.records, []
@@ -94,6 +97,7 @@ async def test_an_unknown_watermark_is_retried_not_taken_as_empty(
     records = await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
     assert [r.offset for r in records] == [0, 1]
     assert consumer.client.calls == 3
+    assert consumer.assigned == set()  # the restorer stops fetching once done
 
 
 async def test_a_watermark_that_never_comes_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,3 +113,4 @@ async def test_records_short_of_the_watermark_fail_loudly(monkeypatch: pytest.Mo
     consumer = _FakeConsumer([5], [_state(0)])  # the broker says 5, only offset 0 arrives
     with pytest.raises(restore.RestoreIncomplete, match="not read to their end"):
         await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
+    assert consumer.assigned == set()
