@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from engine.bus import gaps
 from engine.bus.kafka_errors import is_retriable, to_bus_error
 from engine.errors import BusError
 from engine.settings import KafkaSettings
@@ -40,14 +41,14 @@ RebalanceHandler = Callable[[list[Partition]], Awaitable[None]]
 _REBALANCE_HANDLER_S = 60.0
 # close() leaves the group; give it time to commit and hand partitions over, not forever.
 _CLOSE_S = 30.0
-# After a broker error, an empty poll is suspicious: once this long has passed since the error,
-# check whether the assigned partitions hold records we are not receiving.
+# A consumer that received nothing this long checks whether records wait on its partitions
+# (position below the watermark) and, on the next check, whether it still has not moved: then
+# it is stalled (engine.bus.gaps) and gets going again (seek) or fails loudly.
 _STALL_CHECK_S = 5.0
-# Unread records that still do not arrive this long after the first check mean the client is
-# stuck (it recovers within ~1 s from a broker restart when it is not): crash loudly.
-_STALL_LIMIT_S = 15.0
-# One watermark/position request of the stall check.
+# One watermark/position/committed request of the stall check.
 _STALL_CALL_S = 5.0
+
+
 # An idle consumer dozes. Tansu answers every fetch only after fetch.wait.max.ms (SERVICES.md),
 # so each consumer sends 1000/wait fetches a second even when nothing happens (measured:
 # `headwater dev` idle, 5 ms: Tansu 120% of a core). After the doze_after_s setting without a
@@ -55,9 +56,6 @@ _STALL_CALL_S = 5.0
 # fetch wait plus this margin every doze_period_ms; the first record after a quiet spell waits
 # up to one period, the ones after it travel at full speed again.
 _DOZE_LISTEN_MARGIN_S = 0.015
-# How long a fresh consumer gets to fetch one of the records ours does not receive: a fetch
-# answers within fetch.wait.max.ms; the margin covers connecting to a busy broker.
-_STALL_VERIFY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +116,12 @@ class AsyncConsumer:
         self._rebalance_work: queue.SimpleQueue[_Work | None] | None = None
         self._pending_error: BusError | None = None
         self.assigned: set[Partition] = set()
-        # Monotonic time of the last broker error not yet cleared by a clean stall check, and
-        # when unread-but-not-arriving records were first seen (see _check_stall).
+        # Monotonic time of the last broker error (the stall check needs fetching, so no doze
+        # until a check found nothing behind), and the stall check's memory (_check_stall).
         self._error_at: float | None = None
-        self._behind_since: float | None = None
-        self._reseeked = False  # the stall check already tried a seek (see _check_stall)
+        self._checked_at = 0.0
+        self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
+        self._reseeked: set[Partition] = set()  # sought once since a stall: next time, raise
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
@@ -193,7 +192,7 @@ class AsyncConsumer:
         records, error = batch
         if records:
             self._last_record_at = time.monotonic()
-        if not records and error is None and self._error_at is not None:
+        elif error is None:
             await self._check_stall(consumer)
         if error is not None:
             if not records:
@@ -261,98 +260,97 @@ class AsyncConsumer:
     # --------------------------------------------------------------------------- internals
 
     async def _check_stall(self, consumer: Consumer) -> None:
-        """After a broker error, raise if records wait on an assigned partition but do not
-        arrive: a consumer stuck after a broker restart must crash (supervised), not idle.
+        """Every _STALL_CHECK_S without a record: if a partition's position stays below its
+        watermark over two checks, a fresh consumer tells why (engine.bus.gaps): offsets a
+        crashed broker left empty are skipped (seek past them), a stuck client is sought to
+        its own position once and raises the next time (supervised: the component restarts).
 
         On Tansu the high watermark is the last batch's base offset + 1 (SERVICES.md): a
-        position below it still means at least one unread batch, so the test is safe there
-        (a position above it is normal there, so it proves nothing)."""
-        error_at = self._error_at
+        position below it still means at least one unread batch, so the test is safe there."""
         now = time.monotonic()
-        if error_at is None or now - error_at < _STALL_CHECK_S or not self.assigned:
+        quiet = now - max(self._last_record_at, self._checked_at)
+        if not self.assigned or quiet < _STALL_CHECK_S:
             return
+        self._checked_at = now
         parts = sorted(self.assigned)
-
-        def probe() -> list[tuple[Partition, int, int]]:
-            tps = consumer.position([TopicPartition(t, p) for t, p in parts])
-            out = []
-            for tp in tps:
-                if tp.offset < 0:  # nothing fetched yet: no position to compare
-                    continue
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=_STALL_CALL_S, cached=False
-                )
-                out.append(((tp.topic, tp.partition), tp.offset, high))
-            return out
-
         try:
-            found = await self._call("check for a stalled consumer", probe)
+            found = await self._call(
+                "check for a stalled consumer", partial(_ends, consumer, parts)
+            )
         except BusError as exc:
             log.warning("consumer %s: stall check failed: %s", self.group_id, exc)
-            return  # the broker is still away: check again on the next empty poll
-        behind = [(p, pos, high) for p, pos, high in found if pos < high]
-        if not behind:
-            self._error_at = self._behind_since = None  # caught up: the error is over
-            self._reseeked = False
-            return
-        if self._behind_since is None:
-            self._behind_since = now
-        elif now - self._behind_since > _STALL_LIMIT_S:
-            # A durable Tansu killed mid-produce leaves offsets below its watermark that hold
-            # nothing (restore.py); a fresh client tells such a gap from a stuck client.
-            if await asyncio.to_thread(self._fetchable, [(p, pos) for p, pos, _ in behind]):
-                if self._reseeked:
-                    raise BusError(
-                        f"consumer {self.group_id}: no records for {_STALL_LIMIT_S} s after a "
-                        f"broker error, even after a seek, although a fresh consumer reads "
-                        f"some at (position, end) {behind}: the client is stuck",
-                        retriable=False,
-                    )
-                # Seen after a durable Tansu restart: the client keeps its position but
-                # fetches nothing more. A seek to that very position restarts its fetcher.
-                log.warning(
-                    "consumer %s: stuck at (position, end) %s although a fresh consumer reads "
-                    "there; seeking to the position",
-                    self.group_id, behind,
-                )  # fmt: skip
-                seeks = [TopicPartition(t, p, pos) for (t, p), pos, _ in behind]
-
-                def seek() -> None:
-                    for tp in seeks:
-                        consumer.seek(tp)
-
-                await self._call("seek a stalled consumer", seek)
-                self._reseeked = True
-                self._behind_since = now
-                return
-            log.warning(
-                "consumer %s: nothing to read between position and end %s: offsets a broker "
-                "crash left empty, not a stall",
-                self.group_id, behind,
+            return  # the broker is still away: check again later
+        behind = {p: (pos, high) for p, pos, high in found if pos < high}
+        if behind and self.dozing:
+            # Records wait but the listening windows were too short for this broker's fetch
+            # round trip (a loaded or S3-backed Tansu): wake up, and listen longer from now on.
+            self._listen_s = min(self._doze_period_s, self._listen_s * 2)
+            self._awake()
+            log.info(
+                "consumer %s: records waited while dozing; listening %.0f ms per period now",
+                self.group_id, self._listen_s * 1000,
             )  # fmt: skip
-            self._error_at = self._behind_since = None
+            return
+        stalled = {p: v for p, v in behind.items() if self._behind.get(p) == v[0]}
+        self._behind = {p: pos for p, (pos, _) in behind.items()}
+        if not behind:
+            self._error_at = None
+            self._reseeked.clear()
+        for partition, (pos, high) in stalled.items():
+            await self._unstall(partition, pos, high)
 
-    def _fetchable(self, positions: list[tuple[Partition, int]]) -> bool:
-        """Whether a new, group-less consumer receives a record at one of ``positions``
-        within :data:`_STALL_VERIFY_S` (blocking: run in a thread)."""
-        probe = Consumer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "group.id": f"{self.group_id}-stall-check",  # required; nothing is committed
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": self._config["fetch.wait.max.ms"],
-            }
-        )
+    async def _unstall(self, partition: Partition, pos: int, high: int) -> None:
+        served = await self.skip_gap(partition, pos, high)
+        topic, number = partition
+        if served == pos:
+            if partition in self._reseeked:
+                raise BusError(
+                    f"consumer {self.group_id}: nothing received at {topic}[{number}]@{pos} "
+                    f"(end {high}) even after a seek, although a fresh consumer reads there: "
+                    "the client is stuck",
+                    retriable=False,
+                )
+            # Seen after a durable Tansu restart: the client keeps its position but fetches
+            # nothing more. The seek to that very position (skip_gap) restarts its fetcher.
+            log.warning(
+                "consumer %s: was stuck at %s[%d]@%d (end %d) although a fresh consumer reads "
+                "there; sought to the position",
+                self.group_id, topic, number, pos, high,
+            )  # fmt: skip
+            self._reseeked.add(partition)
+        elif served is None:  # a gap up to the watermark: what comes next lands after it
+            await self._seek(partition, high)
+        self._behind.pop(partition, None)
+
+    async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
+        """For a reader of ``partition`` that receives nothing at ``start`` although the end
+        is ``end``: the first offset in ``[start, end)`` a fresh consumer reads (``start``
+        itself when this client is the one stuck), after seeking there; None when there is
+        none (those offsets are a gap)."""
+        topic, number = partition
         try:
-            probe.assign([TopicPartition(t, p, o) for (t, p), o in positions])
-            deadline = time.monotonic() + _STALL_VERIFY_S
-            while time.monotonic() < deadline:
-                m = probe.poll(0.1)
-                if m is not None and m.error() is None:
-                    return True
-            return False
-        finally:
-            probe.close()
+            served = await asyncio.to_thread(
+                gaps.next_served, self._bootstrap, self._config["fetch.wait.max.ms"], topic,
+                number, start, end, self.group_id,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise BusError(f"consumer {self.group_id}: {exc}", retriable=False) from None
+        skipped_to = end if served is None else served
+        if skipped_to != start:
+            log.warning(
+                "consumer %s: offsets %d..%d of %s[%d] hold nothing (a broker crash reserved "
+                "them and stored nothing); skipping them",
+                self.group_id, start, skipped_to - 1, topic, number,
+            )  # fmt: skip
+        if served is not None:
+            await self._seek(partition, served)
+        return served
+
+    async def _seek(self, partition: Partition, offset: int) -> None:
+        tp = TopicPartition(partition[0], partition[1], offset)
+        await self._call(
+            f"seek {partition[0]}[{partition[1]}] to {offset}", partial(self._client().seek, tp)
+        )
 
     def _client(self) -> Consumer:
         if self._consumer is None:
@@ -506,3 +504,21 @@ def _serve_until_done(work: queue.SimpleQueue[_Work | None], limit_s: float) -> 
                 result.set_result(fn())
             except BaseException as exc:  # handed to the awaiting handler, not lost
                 result.set_exception(exc)
+
+
+def _ends(consumer: Consumer, parts: list[Partition]) -> list[tuple[Partition, int, int]]:
+    """(partition, where reading goes on, high watermark) of each partition: the position,
+    else the committed offset, else the low watermark (blocking, on the consumer thread)."""
+    tps = [TopicPartition(t, p) for t, p in parts]
+    positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(tps)}
+    unknown = [TopicPartition(t, p) for (t, p), o in positions.items() if o < 0]
+    if unknown:
+        for tp in consumer.committed(unknown, timeout=_STALL_CALL_S):
+            positions[(tp.topic, tp.partition)] = tp.offset
+    out = []
+    for (topic, number), pos in positions.items():
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, number), timeout=_STALL_CALL_S, cached=False
+        )
+        out.append(((topic, number), pos if pos >= 0 else low, high))
+    return out

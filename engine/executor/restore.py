@@ -16,9 +16,11 @@ it again, instead of running on a partial state.
 
 One exception, measured (tests/chaos/probe_durable.py): a durable (S3) Tansu reserves a batch's
 offsets (moves the watermark) before it stores the batch. Killed in between, it leaves offsets
-up to the watermark that hold nothing, for good, and a position below the watermark then never
-reaches it. So when fetches keep answering nothing for :data:`GAP_S` while the consumer reports
-no error, the rest of the partition is taken to be such a gap: a warning, not a failure.
+up to the watermark that hold nothing, for good, and a fetch there answers nothing, so a position
+in such a gap never moves although snapshots may follow it. So when fetches keep answering
+nothing for :data:`GAP_S` while the consumer reports no error, a fresh consumer finds the next
+offset the broker serves (:meth:`AsyncConsumer.skip_gap`) and reading goes on from there; when
+none is served up to the watermark, the rest of the partition is such a gap (a warning).
 """
 
 from __future__ import annotations
@@ -94,13 +96,15 @@ async def _read(consumer: AsyncConsumer, topic: str, partitions: set[int]) -> li
         elif quiet_since is None or (consumer.last_error_at or 0.0) >= quiet_since:
             quiet_since = now  # the first empty poll, or the broker failed meanwhile
         elif now - quiet_since >= GAP_S:
-            log.warning(
-                "restore of %s: partitions %s hold nothing between position and watermark "
-                "after %.1f s of empty fetches without an error (position, watermark): %s; "
-                "a broker crash left those offsets empty, so the partitions are read",
-                topic, sorted(behind), GAP_S, behind,
-            )  # fmt: skip
-            return records
+            for p, (pos, mark) in behind.items():
+                if await consumer.skip_gap((topic, p), pos, mark) is None:
+                    log.warning(
+                        "restore of %s[%d]: offsets %d..%d hold nothing (a broker crash "
+                        "reserved them and stored nothing): the partition is read",
+                        topic, p, pos, mark - 1,
+                    )  # fmt: skip
+                    position[p] = mark
+            quiet_since = None
         if now - started > RESTORE_DEADLINE_S:
             raise RestoreIncomplete(
                 f"restore of {topic}: partitions {sorted(behind)} not read to their end after "

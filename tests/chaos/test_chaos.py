@@ -77,14 +77,6 @@ async def durable_broker(tmp_path: Path) -> AsyncIterator[Broker]:
         await asyncio.to_thread(broker.stop)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OPEN (reported to the lead): after a SIGKILL+restart of the durable Tansu, group "
-    "consumers that lived through it (executor, projector, flow trigger) stop receiving records "
-    "a fresh consumer reads at their position (a seek unsticks some), and some offsets under "
-    "the watermark are served to nobody; the read model then shows finished executions as "
-    "RUNNING. The acked-record loss (idempotent producer) is fixed: see probe_durable.py",
-)
 @pytest.mark.timeout(DURABLE_SECONDS + OVERHEAD_S)
 async def test_chaos_durable_broker_restarts(
     settings: Settings, durable_broker: Broker, tmp_path: Path

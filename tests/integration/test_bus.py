@@ -23,6 +23,7 @@ from engine.bus import (
     Topics,
     consume_forever,
     ensure_topics,
+    gaps,
     topics_for,
 )
 from engine.bus.admin import NewTopicSpec
@@ -458,3 +459,18 @@ async def test_a_dozing_consumer_loses_and_repeats_nothing(
     for partition in {r.partition for r in got}:
         offsets = [r.offset for r in got if r.partition == partition]
         assert offsets == sorted(offsets)
+
+
+async def test_next_served_reads_where_records_are(bus: KafkaSettings, topics: Topics) -> None:
+    """The gap probe (engine.bus.gaps) on an intact partition: the start itself is served;
+    an empty range has nothing to serve."""
+    async with AsyncProducer(bus) as producer:
+        for i in range(5):
+            await producer.produce(topics.jobs.name, b"same-key", str(i).encode())
+    async with AsyncConsumer(bus, _group()) as consumer:
+        await consumer.subscribe([topics.jobs.name])
+        (first, *_) = await _read(consumer, 5)
+    args = (bus.bootstrap_servers, bus.fetch_wait_max_ms, topics.jobs.name, first.partition)
+    start = first.offset + 2
+    assert await asyncio.to_thread(gaps.next_served, *args, start, start + 3, "g") == start
+    assert await asyncio.to_thread(gaps.next_served, *args, start, start, "g") is None

@@ -28,12 +28,22 @@ class _Client:
 class _GapConsumer:
     """Serves ``records`` once, then empty polls; reports an error on every poll when told."""
 
-    def __init__(self, high: int, records: list[Record], *, erring: bool = False) -> None:
+    def __init__(
+        self,
+        high: int,
+        records: list[Record],
+        *,
+        erring: bool = False,
+        after_gap: list[Record] | None = None,
+    ) -> None:
+        """``after_gap``: records a fresh consumer finds past the gap (served after a seek)."""
         self.client = _Client(high)
         self.records = records
         self.erring = erring
+        self.after_gap = after_gap or []
         self.last_error_at: float | None = None
         self.polls = 0
+        self.skips: list[tuple[int, int]] = []
 
     def _client(self) -> _Client:
         return self.client
@@ -43,6 +53,13 @@ class _GapConsumer:
 
     async def unassign(self) -> None:
         return None
+
+    async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
+        self.skips.append((start, end))
+        if not self.after_gap:
+            return None
+        self.records, self.after_gap = self.after_gap, []
+        return self.records[0].offset
 
     async def consume(self, max_records: int, timeout_s: float) -> list[Record]:
         self.polls += 1
@@ -64,8 +81,21 @@ async def test_a_gap_at_the_tail_ends_the_restore_after_quiet_error_free_polls(
     consumer = _GapConsumer(5, [_state(0), _state(1)])
     records = await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
     assert [r.offset for r in records] == [0, 1]
-    # One poll with the records, one empty poll starting the quiet period, one ending it.
-    assert consumer.polls == 3
+    # A fresh consumer found nothing served from 2 up to the watermark: the partition is read.
+    assert consumer.skips == [(2, 5)]
+    # The records, an empty poll starting the quiet period, one ending it, one after the gap.
+    assert consumer.polls == 4
+
+
+async def test_snapshots_after_a_gap_in_the_middle_are_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(restore, "GAP_S", 0.0)
+    # Offsets 2-3 are a gap; 4-6 hold snapshots a fresh consumer reads (watermark 7).
+    consumer = _GapConsumer(7, [_state(0), _state(1)], after_gap=[_state(4), _state(5), _state(6)])
+    records = await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
+    assert [r.offset for r in records] == [0, 1, 4, 5, 6]
+    assert consumer.skips == [(2, 7)]
 
 
 async def test_empty_polls_while_the_client_reports_errors_are_not_a_gap(
