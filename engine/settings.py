@@ -43,7 +43,7 @@ class KafkaSettings(_Section):
         description="Max wait of a fetch; on Tansu this is the latency of one hop (SERVICES.md).",
     )
     doze_after_s: float = Field(
-        2.0,
+        10.0,
         ge=0,
         description="A consumer that received nothing this long stops fetching between short "
         "listening windows (Tansu answers empty fetches only after fetch_wait_max_ms: idle "

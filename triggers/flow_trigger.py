@@ -71,10 +71,17 @@ class Outcome:
 
 
 def evaluate(
-    namespace: str, flow_id: str, trigger: JSON, summary: JSON, windows: JSON, now: datetime
+    namespace: str,
+    flow_id: str,
+    trigger: JSON,
+    summary: JSON,
+    windows: JSON,
+    now: datetime,
+    seq: int | None = None,
 ) -> Outcome:
     """Should the Flow ``trigger`` of flow (namespace, flow_id) fire for this ended
-    execution? ``windows`` is the trigger's window progress (id -> progress)."""
+    execution? ``windows`` is the trigger's window progress (id -> progress); ``seq`` is the
+    event's sequence number (see :func:`triggers.ids.flow_coordinates`)."""
     state = str(summary.get("state"))
     if state not in _TERMINAL:
         return Outcome(False)
@@ -95,7 +102,7 @@ def evaluate(
         windowed.append(from_preconditions(trigger["preconditions"]))
     if not windowed:
         end = summary.get("end_date")
-        coordinates = flow_coordinates(str(summary.get("id")), state, end)
+        coordinates = flow_coordinates(str(summary.get("id")), state, end if seq is None else seq)
         return Outcome(True, coordinates, variables)
     new_windows = dict(windows)
     completed: list[tuple[str, list[str]]] = []
@@ -152,17 +159,19 @@ class FlowTriggerSource:
         # was in Kafka would lose the firing if the process died in between.
         windows: dict[str, tuple[SourceContext, JSON]] = {}
         for record in records:
-            summary = _ended_execution(record)
-            if summary is None:
+            ended = _ended_execution(record)
+            if ended is None:
                 continue
+            summary, seq = ended
             for ctx in self._bindings():
                 if ctx.ref.key in windows:
                     current = windows[ctx.ref.key][1]
                 else:
                     current = dict((ctx.state().get("extra") or {}).get("windows") or {})
                 outcome = evaluate(
-                    ctx.ref.namespace, ctx.ref.flow_id, ctx.trigger, summary, current, self._clock()
-                )
+                    ctx.ref.namespace, ctx.ref.flow_id, ctx.trigger, summary, current,
+                    self._clock(), seq,
+                )  # fmt: skip
                 if outcome.windows is not None:
                     windows[ctx.ref.key] = (ctx, outcome.windows)
                 if outcome.fire:
@@ -184,7 +193,7 @@ async def _fire(ctx: SourceContext, outcome: Outcome) -> asyncio.Future[Any] | N
         return await ctx.malformed(outcome.coordinates, raw, f"flow trigger: {exc}")
 
 
-def _ended_execution(record: Record) -> JSON | None:
+def _ended_execution(record: Record) -> tuple[JSON, int] | None:
     if record.value is None:
         return None
     try:
@@ -194,4 +203,4 @@ def _ended_execution(record: Record) -> JSON | None:
         return None
     if env.type != EXECUTION_UPDATED or env.payload.get("state") not in _TERMINAL:
         return None
-    return env.payload
+    return env.payload, env.seq

@@ -37,10 +37,13 @@ def schedule_coordinates(scheduled_date: str) -> str:
     return f"schedule-{scheduled_date}"
 
 
-def flow_coordinates(execution_id: str, state: str, end_date: str | None) -> str:
-    """A Flow trigger fired by one execution reaching one terminal state (a restarted
-    execution that ends again has a new end date, so it may fire again)."""
-    return f"flow-{execution_id}-{state}-{end_date or ''}"
+def flow_coordinates(execution_id: str, state: str, seq: int | str | None) -> str:
+    """A Flow trigger fired by one execution reaching one terminal state. ``seq`` is the
+    terminal event's sequence number: a restarted execution that ends again has a higher one,
+    so it may fire again, while the same end decided twice (an executor that crashed after
+    producing the event and before committing its input decides it again, at another time)
+    keeps it. Without a seq (the in-process harness) the end date stands in."""
+    return f"flow-{execution_id}-{state}-{'' if seq is None else seq}"
 
 
 def multiple_coordinates(condition_id: str, execution_ids: list[str]) -> str:

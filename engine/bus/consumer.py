@@ -49,6 +49,17 @@ _STALL_CHECK_S = 5.0
 # Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
 # outage) prove nothing about progress: the next check starts afresh.
 _STALL_CHECK_GAP_S = 3 * _STALL_CHECK_S
+# A client replaced because it was stuck, stuck again within this long: replacing it once more
+# would only hide the problem, so the consumer raises instead.
+_REBUILT_RECENTLY_S = 60.0
+# Commit errors that mean "this member is not (yet) in the group's current generation".
+_MEMBERSHIP = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+    }
+)
 # One watermark/position/committed request of the stall check.
 _STALL_CALL_S = 5.0
 
@@ -123,10 +134,11 @@ class AsyncConsumer:
         # Monotonic time of the last broker error (the stall check needs fetching, so no doze
         # until a check found nothing behind), and the stall check's memory (_check_stall).
         self._error_at: float | None = None
+        self._topics: list[str] = []  # what subscribe() joined (a rebuilt client joins again)
+        self._rebuilt_at: float | None = None  # when a stuck client was last replaced
         self._checked_at = 0.0
         self._saturated = False  # a poll since the last check came back full
         self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
-        self._reseeked: set[Partition] = set()  # sought once since a stall: next time, raise
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
@@ -153,6 +165,7 @@ class AsyncConsumer:
     async def subscribe(self, topics: list[str]) -> None:
         """Join the group for these topics; partitions arrive via `on_assign` during consume."""
         consumer = self._client()
+        self._topics = list(topics)
         await self._call(
             f"subscribe to {', '.join(topics)}",
             partial(
@@ -225,8 +238,17 @@ class AsyncConsumer:
         def call() -> list[TopicPartition]:
             return consumer.commit(offsets=tps, asynchronous=False)
 
-        result = await self._call(f"commit offsets of group {self.group_id}", call)
+        try:
+            result = await self._call(f"commit offsets of group {self.group_id}", call)
+        except BusError as exc:
+            cause = exc.__cause__
+            error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+            if self._forget_old_membership(error):
+                return
+            raise
         failed = [tp for tp in result or [] if tp.error is not None]
+        if failed and all(self._forget_old_membership(tp.error) for tp in failed):
+            return
         for tp in failed[:1]:
             raise to_bus_error(
                 tp.error or KafkaError(KafkaError._FAIL),
@@ -309,32 +331,62 @@ class AsyncConsumer:
         self._behind = {p: pos for p, (pos, _) in behind.items()}
         if not behind:
             self._error_at = None
-            self._reseeked.clear()
-        for partition, (pos, high) in stalled.items():
-            await self._unstall(partition, pos, high)
+        stuck = [p for p, (pos, high) in stalled.items() if await self._unstall(p, pos, high)]
+        if stuck:
+            await self._rebuild(stuck, stalled)
 
-    async def _unstall(self, partition: Partition, pos: int, high: int) -> None:
+    def _forget_old_membership(self, error: object) -> bool:
+        """Records the replaced client fetched cannot be committed by the new one, which has
+        not joined yet or holds another generation: skip the commit (they are read again from
+        the last committed offset, and every consumer of the bus deduplicates)."""
+        recently = self._rebuilt_at is not None and (
+            time.monotonic() - self._rebuilt_at < _REBUILT_RECENTLY_S
+        )
+        if not recently or not isinstance(error, KafkaError) or error.code() not in _MEMBERSHIP:
+            return False
+        log.warning("consumer %s: commit after the client was replaced skipped: %s",
+                    self.group_id, error)  # fmt: skip
+        return True
+
+    async def _unstall(self, partition: Partition, pos: int, high: int) -> bool:
+        """Get past a gap at ``pos``; True when there is none and this client is stuck."""
         served = await self.skip_gap(partition, pos, high)
-        topic, number = partition
-        if served == pos:
-            if partition in self._reseeked:
-                raise BusError(
-                    f"consumer {self.group_id}: nothing received at {topic}[{number}]@{pos} "
-                    f"(end {high}) even after a seek, although a fresh consumer reads there: "
-                    "the client is stuck",
-                    retriable=False,
-                )
-            # Seen after a durable Tansu restart: the client keeps its position but fetches
-            # nothing more. The seek to that very position (skip_gap) restarts its fetcher.
-            log.warning(
-                "consumer %s: was stuck at %s[%d]@%d (end %d) although a fresh consumer reads "
-                "there; sought to the position",
-                self.group_id, topic, number, pos, high,
-            )  # fmt: skip
-            self._reseeked.add(partition)
-        elif served is None:  # a gap up to the watermark: what comes next lands after it
+        if served is None:  # a gap up to the watermark: what comes next lands after it
             await self._seek(partition, high)
         self._behind.pop(partition, None)
+        return served == pos
+
+    async def _rebuild(
+        self, stuck: list[Partition], ends: dict[Partition, tuple[int, int]]
+    ) -> None:
+        """Replace a client that receives nothing where a fresh one reads (seen after a
+        durable Tansu restart; a seek does not wake it): close it (leaving the group, so the
+        revoke handlers run as for any rebalance) and join again with a new one. Stuck again
+        within _REBUILT_RECENTLY_S: raise (supervised, the component restarts)."""
+        where = ", ".join(f"{t}[{n}]@{ends[(t, n)][0]} (end {ends[(t, n)][1]})" for t, n in stuck)
+        now = time.monotonic()
+        if self._rebuilt_at is not None and now - self._rebuilt_at < _REBUILT_RECENTLY_S:
+            raise BusError(
+                f"consumer {self.group_id}: a new client is stuck too at {where}, although a "
+                "fresh consumer reads there",
+                retriable=False,
+            )
+        log.warning(
+            "consumer %s: receives nothing at %s although a fresh consumer reads there; "
+            "replacing the client",
+            self.group_id, where,
+        )  # fmt: skip
+        self._rebuilt_at = now
+        assigned = {p: ends[p][0] if p in ends else None for p in self.assigned}
+        old = self._client()
+        await self._call(f"close the stuck consumer {self.group_id}", old.close, raw=True)
+        self._consumer = await self._run(Consumer, self._config)
+        self.assigned = set()
+        self._behind = {}
+        if self._topics:
+            await self.subscribe(self._topics)
+        else:  # assigned by hand: the stuck partitions from their position, the others
+            await self.assign(assigned)  # from the committed offset, as a restart would
 
     async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
         """For a reader of ``partition`` that receives nothing at ``start`` although the end

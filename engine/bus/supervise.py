@@ -39,6 +39,9 @@ class Supervised:
         self.failure: BaseException | None = None
         self._on_crash = on_crash
         self._task = asyncio.create_task(self._guard(coro), name=name)
+        # A task cancelled before its first step never awaits ``coro``: close it then, or
+        # Python warns at garbage collection (a no-op once the coroutine has finished).
+        self._task.add_done_callback(lambda _: coro.close())
 
     async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:

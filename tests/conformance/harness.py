@@ -629,10 +629,12 @@ async def _run_concurrency(world: World, sc: dict[str, Any], _: Any) -> Run:
     first = world.start(sc["namespace"], sc["id"])
 
     def first_running() -> bool:
+        # In progress with a task started: RUNNING, or PAUSED on a Pause task (a Log task run
+        # inline by the executor goes CREATED -> SUCCESS within one batch, never seen RUNNING).
         state = world.states.get(first)
         return bool(
             state
-            and state.state.value == "RUNNING"
+            and state.state.value in ("RUNNING", "PAUSED")
             and any(r.state.value in ("RUNNING", "PAUSED") for r in state.task_runs.values())
         )
 

@@ -26,6 +26,7 @@ from engine.bus import (
     gaps,
     topics_for,
 )
+from engine.bus import consumer as consumer_module
 from engine.bus.admin import NewTopicSpec
 from engine.errors import BusError, ConfigError, DeliveryError
 from engine.settings import KafkaSettings, Settings
@@ -474,3 +475,36 @@ async def test_next_served_reads_where_records_are(bus: KafkaSettings, topics: T
     start = first.offset + 2
     assert await asyncio.to_thread(gaps.next_served, *args, start, start + 3, "g") == start
     assert await asyncio.to_thread(gaps.next_served, *args, start, start, "g") is None
+
+
+async def test_a_stuck_client_is_replaced_and_reads_on(
+    bus: KafkaSettings, topics: Topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops fetching (simulated: its partitions paused behind its back) while
+    records wait is found by the stall check, told apart from a gap by a fresh consumer, and
+    replaced by a new client that joins the group again and reads every record once."""
+    monkeypatch.setattr(consumer_module, "_STALL_CHECK_S", 0.3)
+    monkeypatch.setattr(consumer_module, "_STALL_CHECK_GAP_S", 30.0)
+    quiet = bus.model_copy(update={"doze_after_s": 0.0})
+    revoked: list[Partition] = []
+
+    async def on_revoke(parts: list[Partition]) -> None:
+        revoked.extend(parts)
+
+    async with AsyncConsumer(quiet, _group(), on_revoke=on_revoke) as consumer:
+        await consumer.subscribe([topics.jobs.name])
+        async with AsyncProducer(bus) as producer:
+            await producer.produce(topics.jobs.name, b"k", b"first")
+            got = await _read(consumer, 1)
+            await consumer.commit(got)  # the new client goes on from the committed offsets
+            old_client = consumer._client()
+            await asyncio.to_thread(old_client.pause, old_client.assignment())
+            await producer.produce_many(
+                OutRecord(topics.jobs.name, f"k{i}".encode(), str(i).encode()) for i in range(20)
+            )
+            got += await _read(consumer, 20)
+        assert consumer._client() is not old_client
+        assert revoked  # the stuck client left the group as in any rebalance
+    values = [r.value for r in got]
+    assert sorted(values[1:]) == sorted(str(i).encode() for i in range(20))
+    assert len(values) == len(set(values))

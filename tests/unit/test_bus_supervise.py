@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import cast
 
 import pytest
@@ -139,3 +140,15 @@ async def test_stop_re_raises_a_failure_that_already_happened() -> None:
     await asyncio.sleep(0.01)
     with pytest.raises(RuntimeError, match="earlier crash"):
         await task.stop()
+
+
+async def test_stopped_before_its_first_step_leaves_no_unawaited_coroutine() -> None:
+    async def never_started() -> None:
+        raise AssertionError("must not run")
+
+    coro = never_started()
+    task = Supervised("early", coro)
+    await task.stop()  # cancelled before the event loop ever ran it
+    await asyncio.sleep(0)
+    # Closed: no "coroutine was never awaited" warning at garbage collection.
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED

@@ -127,3 +127,18 @@ def test_reset_on_success_false_keeps_firing_within_the_window() -> None:
     again = step(trigger, ended("a", id="e-a-2"), two.windows or {})
     assert again.fire
     assert again.coordinates != two.coordinates  # a new set of executions, a new execution
+
+
+def test_one_end_decided_twice_fires_one_execution_and_a_later_end_another() -> None:
+    """An executor that crashed between producing an execution's end and committing its
+    input decides the end again at another time: same event seq, another end date."""
+    trigger = {"states": ["SUCCESS"]}
+    first = evaluate("other", "down", trigger, ended("up"), {}, NOW, seq=12)
+    redone = ended("up", end_date="2025-01-01T11:59:07.000Z")
+    again = evaluate("other", "down", trigger, redone, {}, NOW, seq=12)
+    assert first.fire
+    assert again.fire
+    assert first.coordinates == again.coordinates
+    # A restart that ends the execution again has a higher seq: it may fire again.
+    restarted = evaluate("other", "down", trigger, redone, {}, NOW, seq=30)
+    assert restarted.coordinates != first.coordinates

@@ -10,6 +10,7 @@ record, forever.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,6 +46,7 @@ class FakeRuntime:
         self.flows = SimpleNamespace(store=SimpleNamespace(get=lambda _ns, _f: FLOW))
         self.topics = SimpleNamespace(commands=SimpleNamespace(name="cmds"))
         self.producer = self
+        self.fired: Counter[str] = Counter()
         self.produced: list[bytes] = []
         self.notes: list[dict[str, Any]] = []
 
