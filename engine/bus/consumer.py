@@ -49,8 +49,9 @@ _STALL_CHECK_S = 5.0
 # Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
 # outage) prove nothing about progress: the next check starts afresh.
 _STALL_CHECK_GAP_S = 3 * _STALL_CHECK_S
-# A client replaced because it was stuck, stuck again within this long: replacing it once more
-# would only hide the problem, so the consumer raises instead.
+# A client replaced because it was stuck, stuck again within this long at the same offset (the
+# new one read nothing there either): replacing it once more would only hide the problem, so
+# the consumer raises instead.
 _REBUILT_RECENTLY_S = 60.0
 # Commit errors that mean "this member is not (yet) in the group's current generation".
 _MEMBERSHIP = frozenset(
@@ -136,6 +137,7 @@ class AsyncConsumer:
         self._error_at: float | None = None
         self._topics: list[str] = []  # what subscribe() joined (a rebuilt client joins again)
         self._rebuilt_at: float | None = None  # when a stuck client was last replaced
+        self._rebuilt_where: dict[Partition, int] = {}  # and where it was stuck
         self._checked_at = 0.0
         self._saturated = False  # a poll since the last check came back full
         self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
@@ -362,10 +364,12 @@ class AsyncConsumer:
         """Replace a client that receives nothing where a fresh one reads (seen after a
         durable Tansu restart; a seek does not wake it): close it (leaving the group, so the
         revoke handlers run as for any rebalance) and join again with a new one. Stuck again
-        within _REBUILT_RECENTLY_S: raise (supervised, the component restarts)."""
+        within _REBUILT_RECENTLY_S at the same offset (no progress at all): raise (supervised,
+        the component restarts)."""
         where = ", ".join(f"{t}[{n}]@{ends[(t, n)][0]} (end {ends[(t, n)][1]})" for t, n in stuck)
         now = time.monotonic()
-        if self._rebuilt_at is not None and now - self._rebuilt_at < _REBUILT_RECENTLY_S:
+        recently = self._rebuilt_at is not None and now - self._rebuilt_at < _REBUILT_RECENTLY_S
+        if recently and any(self._rebuilt_where.get(p) == ends[p][0] for p in stuck):
             raise BusError(
                 f"consumer {self.group_id}: a new client is stuck too at {where}, although a "
                 "fresh consumer reads there",
@@ -377,6 +381,7 @@ class AsyncConsumer:
             self.group_id, where,
         )  # fmt: skip
         self._rebuilt_at = now
+        self._rebuilt_where = {p: ends[p][0] for p in stuck}
         assigned = {p: ends[p][0] if p in ends else None for p in self.assigned}
         old = self._client()
         await self._call(f"close the stuck consumer {self.group_id}", old.close, raw=True)
