@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 # recovering: give it time, it decides between "stuck client" and "gap".
 FIRST_PROBE_S = 5.0
 # Each further offset: this many fetch waits (Tansu answers an empty fetch after one wait),
-# and never less than PROBE_MIN_S: a served offset answers in about one round trip.
+# and never less than PROBE_MIN_S: a served offset answers in about one round trip, but a
+# loaded S3-backed broker can take a few hundred ms. The offset just before the one found is
+# then checked with FIRST_PROBE_S (see next_served): skipping a served record would lose it.
 PROBE_FETCH_WAITS = 10
-PROBE_MIN_S = 0.1
+PROBE_MIN_S = 0.3
 # A gap is one producer batch that was lost; past this many offsets something else is wrong.
-MAX_SCAN = 5000
+MAX_SCAN = 2000
 _POLL_S = 0.02
 
 
@@ -59,17 +61,42 @@ def next_served(
             "fetch.wait.max.ms": fetch_wait_ms,
         }
     )
-    window = FIRST_PROBE_S
+    quick = max(PROBE_MIN_S, PROBE_FETCH_WAITS * fetch_wait_ms / 1000)
     try:
-        for offset in range(start, end):
-            probe.assign([TopicPartition(topic, partition, offset)])
-            deadline = time.monotonic() + window
-            while time.monotonic() < deadline:
-                message = probe.poll(_POLL_S)
-                if message is not None and message.error() is None:
-                    found = message.offset()
-                    return offset if found is None else found
-            window = max(PROBE_MIN_S, PROBE_FETCH_WAITS * fetch_wait_ms / 1000)
-        return None
+        if _served(probe, topic, partition, start, FIRST_PROBE_S) is not None:
+            return start
+        found = None
+        for offset in range(start + 1, end):
+            found = _served(probe, topic, partition, offset, quick)
+            if found is not None:
+                break
+        if found is None or found - 1 == start:
+            return found
+        # The quick windows may have missed a slow answer: if the offset before the one found
+        # is served after all, find the gap's real end with patient probes (one gap assumed:
+        # a broker crash loses the batch it was storing).
+        if _served(probe, topic, partition, found - 1, FIRST_PROBE_S) is None:
+            return found
+        low, high = start, found - 1  # low: nothing served; high: served
+        while high - low > 1:
+            middle = (low + high) // 2
+            if _served(probe, topic, partition, middle, FIRST_PROBE_S) is None:
+                low = middle
+            else:
+                high = middle
+        return high
     finally:
         probe.close()
+
+
+def _served(probe: Consumer, topic: str, partition: int, offset: int, window: float) -> int | None:
+    """The offset of the first record the probe receives from ``offset`` on within ``window``
+    seconds, or None."""
+    probe.assign([TopicPartition(topic, partition, offset)])
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        message = probe.poll(_POLL_S)
+        if message is not None and message.error() is None:
+            found = message.offset()
+            return offset if found is None else found
+    return None
