@@ -48,6 +48,8 @@ def next_served(
     """The first offset in ``[start, end)`` at which a fresh consumer receives a record (its
     own offset, which may lie further), or None when none does. Blocking: run it in a thread.
     Raises ValueError when the range is longer than :data:`MAX_SCAN`."""
+    if end <= start:
+        return None
     if end - start > MAX_SCAN:
         raise ValueError(
             f"{topic}[{partition}]: {end - start} offsets between {start} and {end} to scan "
