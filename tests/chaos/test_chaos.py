@@ -79,7 +79,7 @@ async def durable_broker(tmp_path: Path) -> AsyncIterator[Broker]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="FLAKY, issue 10 open: with a durable (S3) Tansu restarted twice, 8 of 13 runs on "
+    reason="FLAKY, issue 10 open: with a durable (S3) Tansu restarted twice, 9 of 14 runs on "
     "2026-11-21 ended with 0 anomalies; the others had a projector (or flow-trigger) client that "
     "stops receiving records a fresh consumer reads at its position, again after it is replaced, "
     "so the read model ends behind the events topic (engine/bus/consumer.py stall check, "
