@@ -37,9 +37,11 @@ from engine.expressions import ExpressionHooks
 from engine.reducer.commands import TaskResult, TaskStarted
 from engine.reducer.ids import make_id
 from engine.reducer.model import Job
-from engine.wire import log_record, out, result_command_id, worker_log_id
+from engine.wire import out, result_command_id
+from engine.worker.logs import line_record
+from engine.worker.run import MAX_ERROR_LOGS
 from engine.worker.secrets import mask, secret_inputs
-from executors.base import LogLine, TaskContext, TaskOutcome, iso_millis, run_task
+from executors.base import LogLine, TaskContext, TaskOutcome, run_task
 from executors.registry import Registry, core_registry
 from schemas.types import canonical_type
 
@@ -57,8 +59,6 @@ INLINE_TYPES = frozenset(
         "io.kestra.plugin.core.execution.Labels",
     }
 )
-# errorLogs() entries carried by a result; the same bound as a worker's (engine.worker.run).
-MAX_ERROR_LOGS = 100
 
 
 class _NeedsWorker(Exception):
@@ -127,22 +127,7 @@ class InlineRunner:
             labels=outcome.labels,
             **ids,
         )
-        records = [
-            out(
-                self._logs_topic,
-                log_record(
-                    log_id=worker_log_id(line.task_run_id, line.attempt, n),
-                    execution_id=line.execution_id,
-                    task_run_id=line.task_run_id,
-                    task_id=line.task_id,
-                    attempt=line.attempt,
-                    level=line.level,
-                    message=line.message,
-                    timestamp=iso_millis(line.timestamp),
-                ),
-            )
-            for n, line in enumerate(lines)
-        ]
+        records = [out(self._logs_topic, line_record(line, n)) for n, line in enumerate(lines)]
         return InlineRun(started, result, records)
 
     def _context(

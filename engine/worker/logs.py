@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from engine.bus.producer import AsyncProducer, Delivered
-from engine.wire import log_record, worker_log_id
+from engine.wire import KeyValue, log_record, worker_log_id
 from executors.base import LogLine, iso_millis
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,20 @@ BATCH_MAX = 2000
 BUFFER_MAX = 1_000_000
 
 Masker = Callable[[str], str]
+
+
+def line_record(line: LogLine, n: int) -> KeyValue:
+    """The hw.logs record of the ``n``-th line of one task run attempt (worker or inline)."""
+    return log_record(
+        log_id=worker_log_id(line.task_run_id, line.attempt, n),
+        execution_id=line.execution_id,
+        task_run_id=line.task_run_id,
+        task_id=line.task_id,
+        attempt=line.attempt,
+        level=line.level,
+        message=line.message,
+        timestamp=iso_millis(line.timestamp),
+    )
 
 
 class LogShipper:
@@ -52,18 +66,7 @@ class LogShipper:
         key = (line.task_run_id, line.attempt)
         n = self._counters.get(key, 0)
         self._counters[key] = n + 1
-        self._buffer.append(
-            log_record(
-                log_id=worker_log_id(line.task_run_id, line.attempt, n),
-                execution_id=line.execution_id,
-                task_run_id=line.task_run_id,
-                task_id=line.task_id,
-                attempt=line.attempt,
-                level=line.level,
-                message=line.message,
-                timestamp=iso_millis(line.timestamp),
-            )
-        )
+        self._buffer.append(line_record(line, n))
         if len(self._buffer) >= BATCH_MAX:
             self._wake.set()
 
