@@ -97,8 +97,6 @@ class BatchDecider:
         self.flows = flows
         self._decide = decide_fn
         self.inline = inline
-        # Commands of the tasks the last decision ran inline, decided next (_command).
-        self._inline_commands: list[Command] = []
 
     def run(
         self, records: list[Record], now: datetime | Clock, *, strict: bool = False
@@ -184,11 +182,11 @@ class BatchDecider:
         # them now, in order, rather than after a round trip through a worker.
         queue: deque[Command] = deque((cmd,))
         while queue:
-            state = self._decide_one(queue.popleft(), state, r.partition, clock(), result, dirty)
-            if state is None:
+            decided = self._decide_one(queue.popleft(), state, r.partition, clock(), result, dirty)
+            if decided is None:
                 return
-            queue.extend(self._inline_commands)
-            self._inline_commands.clear()
+            state, follow_ups = decided
+            queue.extend(follow_ups)
 
     def _decide_one(
         self,
@@ -198,8 +196,9 @@ class BatchDecider:
         now: datetime,
         result: BatchResult,
         dirty: dict[str, ExecutionState],
-    ) -> ExecutionState | None:
-        """Decide one command; the execution's new state (None when nothing changed)."""
+    ) -> tuple[ExecutionState, list[Command]] | None:
+        """Decide one command: the execution's new state and the commands of the tasks run
+        inline (None when nothing changed)."""
         was_terminal = state.state.is_terminal if state is not None else False
         decision = self._decide(state, cmd, now)
         if decision.duplicate:
@@ -214,7 +213,7 @@ class BatchDecider:
         result.decided += 1
         self.store.put(partition, new)
         dirty[new.execution_id] = new
-        self._emit(decision, new, partition, now, result)
+        follow_ups = self._emit(decision, new, partition, now, result)
         if not was_terminal and new.state.is_terminal and adm.needs_admission_flow(new.flow):
             result.records.append(
                 adm.release_for(
@@ -222,7 +221,7 @@ class BatchDecider:
                     new.flow,
                 )
             )  # fmt: skip
-        return new
+        return new, follow_ups
 
     def _emit(
         self,
@@ -231,8 +230,10 @@ class BatchDecider:
         partition: int,
         now: datetime,
         result: BatchResult,
-    ) -> None:
+    ) -> list[Command]:
+        """Records of the decision; returns the TaskStarted/TaskResult of the jobs run inline."""
         records = result.records
+        follow_ups: list[Command] = []
         events_topic, logs_topic = self.topics.events.name, self.topics.logs.name
         for event in decision.events:
             records.append(out(events_topic, event_record(event)))
@@ -241,7 +242,7 @@ class BatchDecider:
         for job in decision.jobs:
             done = self.inline.run(job, now) if self.inline is not None else None
             if done is not None:
-                self._inline_commands += (done.started, done.result)
+                follow_ups += (done.started, done.result)
                 records += done.logs
                 continue
             topic = jobs_topic(self.topics, job.worker_group)
@@ -259,6 +260,7 @@ class BatchDecider:
                 wheel.arm(partition, timer)
         for outgoing in decision.commands:
             self._outgoing(outgoing, state, now, records)
+        return follow_ups
 
     def _outgoing(
         self,
