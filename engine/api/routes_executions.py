@@ -54,6 +54,17 @@ LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 FOLLOW_POLL_S = 0.5
 # A follower stream ends after this long even if the execution never ends (clients reconnect).
 FOLLOW_MAX_S = 3600.0
+# After the end, a follower waits at most this long for log lines its attempts say they sent
+# (hw.logs is projected beside hw.events, not in step with it; a lost line must not hang it).
+FOLLOW_LOGS_GRACE_S = 10.0
+# Attempts whose log lines (worker_log_id(run, attempt, n)) are not all in the read model yet.
+_ATTEMPTS_MISSING_LOGS = """
+SELECT count(*) FROM task_runs t, jsonb_array_elements(t.attempts) WITH ORDINALITY AS a(v, n)
+WHERE t.execution_id = $1
+  AND coalesce((a.v->>'log_lines')::int, 0) > (
+      SELECT count(*) FROM logs l
+      WHERE l.execution_id = $1 AND l.log_id LIKE t.id || ':' || a.n || ':%')
+"""
 _COLUMNS = (
     "id, namespace, flow_id, flow_revision, state, labels, inputs, outputs, trigger,"
     " parent_execution_id, original_execution_id, start_date, end_date, duration_ms,"
@@ -420,11 +431,16 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 async def _follow(services: ApiServices, execution_id: str) -> AsyncIterator[bytes]:
-    """Poll the read model; send the execution when its seq moves, and every new log line."""
+    """Poll the read model; send the execution when its seq moves, and every new log line.
+
+    The stream ends once the execution has ended and every line its attempts sent is shown
+    (or :data:`FOLLOW_LOGS_GRACE_S` after the end, if some never arrive).
+    """
     last_seq = -1
     last_log: tuple[datetime, str] | None = None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FOLLOW_MAX_S
+    logs_deadline: float | None = None
     while loop.time() < deadline:
         row = await services.fetchrow(
             f"SELECT {_COLUMNS} FROM executions WHERE id = $1",  # noqa: S608 - constant columns
@@ -448,6 +464,10 @@ async def _follow(services: ApiServices, execution_id: str) -> AsyncIterator[byt
             last_log = (logs[-1]["ts"], logs[-1]["log_id"])
             continue  # there may be more lines waiting
         if row is not None and row["state"] in _TERMINAL:
-            yield _sse("end", {"executionId": execution_id, "state": row["state"]})
-            return
+            if logs_deadline is None:
+                logs_deadline = loop.time() + FOLLOW_LOGS_GRACE_S
+            missing = await services.fetchrow(_ATTEMPTS_MISSING_LOGS, execution_id)
+            if not missing[0] or loop.time() >= logs_deadline:
+                yield _sse("end", {"executionId": execution_id, "state": row["state"]})
+                return
         await asyncio.sleep(FOLLOW_POLL_S)

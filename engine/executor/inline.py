@@ -125,6 +125,7 @@ class InlineRunner:
             metrics=outcome.metrics,
             error_logs=ctx.error_logs()[:MAX_ERROR_LOGS],
             labels=outcome.labels,
+            log_lines=len(lines),
             **ids,
         )
         records = [out(self._logs_topic, line_record(line, n)) for n, line in enumerate(lines)]

@@ -102,7 +102,8 @@ class TaskResult(Command):
     """A worker finished (task run, attempt): terminal ``state`` with outputs or error.
 
     ``labels`` is how the Labels task changes execution labels (a dict, or Kestra's list of
-    ``{key, value}``); ``error_logs`` are the ERROR lines the task logged (for ``errorLogs()``).
+    ``{key, value}``); ``error_logs`` are the ERROR lines the task logged (for ``errorLogs()``);
+    ``log_lines`` counts the lines it sent to hw.logs (ids ``worker_log_id(run, attempt, 0..n-1)``).
     """
 
     type: ClassVar[str] = "TaskResult"
@@ -115,6 +116,7 @@ class TaskResult(Command):
     error_logs: list[JSON] = field(default_factory=list)
     labels: JSON | list[JSON] | None = None
     worker_id: str = ""
+    log_lines: int = 0
 
 
 @dataclass(slots=True, kw_only=True)

@@ -79,6 +79,9 @@ class Attempt:
     worker_id: str = ""
     heartbeat: str | None = None
     error: str | None = None
+    # Log lines the attempt's runner shipped to hw.logs (its TaskResult says): a reader of the
+    # read model knows an ended attempt's lines are all there once it holds this many.
+    log_lines: int = 0
 
     def to_dict(self) -> JSON:
         return {
@@ -87,6 +90,7 @@ class Attempt:
             "worker_id": self.worker_id,
             "heartbeat": self.heartbeat,
             "error": self.error,
+            "log_lines": self.log_lines,
         }
 
     @classmethod
@@ -97,6 +101,7 @@ class Attempt:
             d.get("worker_id", ""),
             d.get("heartbeat"),
             d.get("error"),
+            d.get("log_lines", 0),
         )
 
 

@@ -102,6 +102,7 @@ def on_result(ctx: Ctx, cmd: TaskResult) -> None:
     if cmd.state not in _RESULT_STATES:
         ctx.log("ERROR", f"worker reported non-terminal state {cmd.state!r}; failing", run)
     _end_attempt(ctx, run, state, cmd.error)
+    run.attempts[-1].log_lines = cmd.log_lines
     ctx.state.error_logs.extend(cmd.error_logs)
     if cmd.outputs:
         ctx.set_outputs(run, cmd.outputs)

@@ -70,9 +70,9 @@ class LogShipper:
         if len(self._buffer) >= BATCH_MAX:
             self._wake.set()
 
-    def forget(self, task_run_id: str, attempt: int) -> None:
-        """The run ended: its line counter is no longer needed."""
-        self._counters.pop((task_run_id, attempt), None)
+    def forget(self, task_run_id: str, attempt: int) -> int:
+        """The run ended: drop its line counter; how many lines it sent (numbered 0..n-1)."""
+        return self._counters.pop((task_run_id, attempt), 0)
 
     async def run(self) -> None:
         """The flush loop (run it supervised)."""

@@ -212,7 +212,7 @@ class JobRun:
         # The run's log lines go out before its result; their acks are awaited with the
         # result's (in parallel, one round trip), so a committed job never lost a line.
         await self.deps.shipper.flush()
-        self.deps.shipper.forget(job.task_run_id, job.attempt)
+        result.log_lines = self.deps.shipper.forget(job.task_run_id, job.attempt)
         for attempt in range(1, RESULT_ATTEMPTS + 1):
             try:
                 future = await self._send(result)

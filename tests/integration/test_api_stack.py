@@ -418,6 +418,69 @@ async def test_get_logs_and_follow(stack: Stack) -> None:
     assert events == ["execution", "log", "log", "log", "end"]
 
 
+async def insert_log(stack: Stack, ex: str, log_id: str, message: str, second: int) -> None:
+    await stack.sql(
+        "INSERT INTO logs (log_id, execution_id, task_id, level, message, ts)"
+        " VALUES ($1, $2, 't', 'INFO', $3, $4)",
+        log_id,
+        ex,
+        message,
+        datetime(2024, 5, 1, 0, 0, second, tzinfo=UTC),
+    )
+
+
+async def test_follow_waits_for_the_log_lines_an_ended_attempt_sent(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hw.logs is projected beside hw.events: an execution can show as ended before its last
+    lines are in. The stream ends once every line the attempts say they sent is shown, or
+    after a grace period when one never comes."""
+    c = stack.client
+    ex = f"{stack.ns}-late"
+    await insert_execution(stack, ex, "SUCCESS", datetime(2024, 5, 1, tzinfo=UTC))
+    attempts = [{"state": "FAILED", "log_lines": 1}, {"state": "SUCCESS", "log_lines": 2}]
+    await stack.sql(
+        "INSERT INTO task_runs (id, execution_id, task_id, type, state, attempts, last_seq)"
+        " VALUES ($1, $2, 't', 'io.kestra.plugin.core.log.Log', 'SUCCESS', $3::jsonb, 1)",
+        f"{ex}-tr",
+        ex,
+        orjson.dumps(attempts).decode(),
+    )
+    await insert_log(stack, ex, f"{ex}-tr:1:0", "first try", 0)
+    await insert_log(stack, ex, f"{ex}-tr:2:0", "second try, line 0", 1)
+
+    async def late_line() -> None:
+        await asyncio.sleep(1.5)
+        await insert_log(stack, ex, f"{ex}-tr:2:1", "second try, line 1", 2)
+
+    late = asyncio.create_task(late_line())
+    messages: list[str] = []
+    events: list[str] = []
+    async with c.stream("GET", f"/api/v1/executions/{ex}/follow") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+            elif line.startswith("data: ") and events[-1] == "log":
+                messages.append(orjson.loads(line.removeprefix("data: "))["message"])
+    await late
+    assert events[-1] == "end"
+    assert messages == ["first try", "second try, line 0", "second try, line 1"]
+
+    # A line that never comes: the stream still ends, after the grace period.
+    monkeypatch.setattr("engine.api.routes_executions.FOLLOW_LOGS_GRACE_S", 1.0)
+    await stack.sql(
+        "UPDATE task_runs SET attempts = $2::jsonb WHERE id = $1",
+        f"{ex}-tr",
+        orjson.dumps([{"state": "SUCCESS", "log_lines": 5}]).decode(),
+    )
+    events.clear()
+    async with c.stream("GET", f"/api/v1/executions/{ex}/follow") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+    assert events == ["execution", "log", "log", "log", "end"]
+
+
 # ----------------------------------------------------------------------------- webhooks
 
 

@@ -40,7 +40,7 @@ from engine.devstack.procs import HOST, Child, pick_port
 from engine.settings import Settings
 from engine.wire import decode_flow
 from schemas.envelope import decode
-from tests.integration.test_dev_stack import Dev, alive, descendants, wait_for
+from tests.integration.test_dev_stack import Dev, alive, descendants, said, wait_for
 
 # Two dev starts (the first creates a PostgreSQL cluster) and two clean stops on a shared
 # 2-core machine; each step is bounded on its own, this only stops a hung run.
@@ -151,8 +151,7 @@ def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Sett
     assert "deployed company.team.hello revision 1" in dev.output()
     with httpx.Client(base_url=f"{dev.url}/api/v1", timeout=10) as api:
         first = run_to_end(api, "Ada")
-        logs = api.get(f"/executions/{first}/logs").json()
-        assert any(line["message"] == "Hello, Ada!" for line in logs)
+        assert wait_for("the log line", lambda: said(api, first, "Hello, Ada!"))
     stop(dev)
 
     # Second run on the same data directory (Dev keeps its ports; the log starts afresh).
@@ -182,8 +181,7 @@ def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Sett
         assert kept.json()["state"]["current"] == "SUCCESS"
         assert kept.json()["inputs"] == {"name": "Ada"}
         second = run_to_end(api, "Bob")
-        logs = api.get(f"/executions/{second}/logs").json()
-        assert any(line["message"] == "Hello, Bob!" for line in logs)
+        assert wait_for("the log line", lambda: said(api, second, "Hello, Bob!"))
         listed = api.get("/executions", params={"namespace": FLOW[0]}).json()["results"]
         assert {e["id"] for e in listed} == {first, second}
     stop(dev)

@@ -195,7 +195,11 @@ async def test_jobs_run_and_report_started_heartbeat_result_and_logs(
         )
         await produce(wsettings, shell, follow)
         await obs.until(lambda: obs.result(follow), "the follow-up result")
-        await obs.until(lambda: len(obs.log_lines(shell)) >= 2, "the shell task's logs")
+        # The result says how many lines the attempt sent: all of them arrive.
+        await obs.until(
+            lambda: len(obs.log_lines(shell)) >= max(2, obs.result(shell).log_lines),
+            "the shell task's logs",
+        )
     await stop_worker(stop, task)
 
     assert len(obs.of(shell, "TaskResult")) == 1
@@ -213,11 +217,13 @@ async def test_jobs_run_and_report_started_heartbeat_result_and_logs(
     assert all(SECRET not in repr(line) for line in obs.logs)
     ids = [line["log_id"] for line in obs.log_lines(shell)]
     assert ids == [f"{shell.task_run_id}:1:{n}" for n in range(len(ids))]
+    assert result.log_lines == len(ids)
     assert all(line["level"] == "INFO" and line["timestamp"] for line in obs.log_lines(shell))
 
     logged = obs.log_lines(log_task)
     assert [(line["level"], line["message"]) for line in logged] == [("INFO", "in-process me")]
     assert obs.result(log_task).state == "SUCCESS"
+    assert obs.result(log_task).log_lines == 1
 
     admin = BusAdmin(wsettings.kafka)
     committed = await admin.committed_offsets(f"{wsettings.kafka.topic_prefix}workers")

@@ -73,8 +73,14 @@ def test_a_chain_of_core_tasks_ends_in_one_batch_without_a_job() -> None:
     assert runs["out"].outputs == {"values": {"v": "false-x"}}
     history = [h[0] for h in runs["hello"].history]
     assert history == ["CREATED", "RUNNING", "SUCCESS"]
-    messages = [decode_log(v)["message"] for v in _on(result, TOPICS.logs.name)]
-    assert "hello chain" in messages
+    lines = [decode_log(v) for v in _on(result, TOPICS.logs.name)]
+    assert "hello chain" in [line["message"] for line in lines]
+    # Each attempt records how many lines it sent, so a reader knows when all are projected.
+    for run in runs.values():
+        prefix = f"{run.id}:1:"
+        sent = [line for line in lines if line["log_id"].startswith(prefix)]
+        assert run.attempts[-1].log_lines == len(sent)
+    assert runs["hello"].attempts[-1].log_lines == 1
     # One snapshot for the execution, like any other batch.
     assert len(_on(result, TOPICS.executor_state.name)) == 1
 
