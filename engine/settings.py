@@ -8,7 +8,10 @@ Core modules never import this module's loader: the component that wires things 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +20,9 @@ class _Section(BaseModel):
 
 
 class KafkaSettings(_Section):
+    # A validation error must not print the input: it holds the SASL and key passwords.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
     )
@@ -76,6 +82,132 @@ class KafkaSettings(_Section):
             "drops it as delivered (tests/chaos/probe_durable.py). Safe to enable on Kafka."
         ),
     )
+    # Security of the bus connection; engine.bus.config.client_config maps these to
+    # librdkafka and deploy/OPERATIONS.md ("Connecting to a TLS/SASL cluster") shows examples.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (SASL over TLS: Confluent Cloud, MSK, Aiven, ...).",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism of SASL_PLAINTEXT / SASL_SSL."
+    )
+    sasl_username: str = Field("", description="SASL user name (SASL_* protocols only).")
+    sasl_password: SecretStr = Field(
+        SecretStr(""), description="SASL password (SASL_* protocols only); never printed."
+    )
+    ssl_ca_location: str = Field(
+        "",
+        description="PEM file of the CA(s) that signed the brokers' certificates; empty = the "
+        "system's trust store (SSL / SASL_SSL only).",
+    )
+    ssl_certificate_location: str = Field(
+        "", description="PEM client certificate for mutual TLS (with ssl_key_location)."
+    )
+    ssl_key_location: str = Field(
+        "", description="PEM private key of the client certificate for mutual TLS."
+    )
+    ssl_key_password: SecretStr = Field(
+        SecretStr(""), description="Password of an encrypted ssl_key_location; never printed."
+    )
+    ssl_endpoint_identification: bool = Field(
+        True,
+        description="Check that a broker's certificate names the host connected to (hostname "
+        "verification); turn off only for brokers whose certificates do not.",
+    )
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        # librdkafka takes "sasl_ssl" as well: so do we.
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _security_is_coherent(self) -> KafkaSettings:
+        problem = kafka_security_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def client_config(self, role: str = "") -> dict[str, str]:
+        """The librdkafka settings every client of this cluster shares: bootstrap.servers,
+        client.id (``{client_id}-{role}`` with a role) and the security keys; nothing for
+        security under PLAINTEXT. The one builder: every confluent-kafka client of the bus
+        starts from it. Holds the SASL and key passwords in clear: log it only through
+        engine.bus.config.redacted."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": f"{self.client_id}-{role}" if role else self.client_id,
+        }
+        return config | self.security_config()
+
+    def security_config(self) -> dict[str, str]:
+        """Only the security keys of :meth:`client_config`."""
+        protocol = self.security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        config: dict[str, str] = {"security.protocol": protocol}
+        if protocol.startswith("SASL_"):
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if protocol.endswith("SSL"):
+            optional = {
+                "ssl.ca.location": self.ssl_ca_location,
+                "ssl.certificate.location": self.ssl_certificate_location,
+                "ssl.key.location": self.ssl_key_location,
+                "ssl.key.password": self.ssl_key_password.get_secret_value(),
+            }
+            config |= {k: v for k, v in optional.items() if v}
+            check = "https" if self.ssl_endpoint_identification else "none"
+            config["ssl.endpoint.identification.algorithm"] = check
+        return config
+
+
+_SSL_FILES = ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+
+
+def kafka_security_problem(kafka: KafkaSettings) -> str | None:
+    """What is wrong with the security settings of ``kafka`` (a message naming the setting and
+    the fix), or None. A setting that the protocol would silently ignore is an error: it is
+    almost always a forgotten HEADWATER_KAFKA__SECURITY_PROTOCOL."""
+    protocol = kafka.security_protocol
+    sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+    env = "HEADWATER_KAFKA__"
+    if sasl and not (kafka.sasl_username and kafka.sasl_password.get_secret_value()):
+        return (
+            f"kafka.security_protocol {protocol} needs kafka.sasl_username and "
+            f"kafka.sasl_password ({env}SASL_USERNAME, {env}SASL_PASSWORD)"
+        )
+    if not sasl and (kafka.sasl_username or kafka.sasl_password.get_secret_value()):
+        return (
+            f"kafka.sasl_username/sasl_password are set but kafka.security_protocol is "
+            f"{protocol}, which does not authenticate: use SASL_SSL or SASL_PLAINTEXT "
+            f"({env}SECURITY_PROTOCOL)"
+        )
+    names = [*_SSL_FILES, "ssl_key_password"]
+    given = [n for n in names if _text(getattr(kafka, n))]
+    if not tls and given:
+        return (
+            f"kafka.{given[0]} is set but kafka.security_protocol is {protocol}, which does "
+            f"not use TLS: use SSL or SASL_SSL ({env}SECURITY_PROTOCOL)"
+        )
+    if bool(kafka.ssl_certificate_location) != bool(kafka.ssl_key_location):
+        return (
+            "kafka.ssl_certificate_location and kafka.ssl_key_location go together "
+            "(mutual TLS needs the client certificate and its key)"
+        )
+    if kafka.ssl_key_password.get_secret_value() and not kafka.ssl_key_location:
+        return "kafka.ssl_key_password is set but kafka.ssl_key_location is not"
+    for name in _SSL_FILES:
+        path = getattr(kafka, name)
+        if path and not os.path.isfile(path):
+            return f"kafka.{name} ({env}{name.upper()}): no such file: {path}"
+    return None
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 class PostgresSettings(_Section):
@@ -243,7 +375,11 @@ class Settings(BaseSettings):
     """Every setting of Headwater."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HEADWATER_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="HEADWATER_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,  # errors must not print passwords (Kafka SASL, DSN, ...)
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="The Kafka bus.")
