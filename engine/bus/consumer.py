@@ -107,8 +107,7 @@ class AsyncConsumer:
         self._bootstrap = settings.bootstrap_servers
         self._request_timeout_s = settings.request_timeout_s
         self._config: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "client.id": settings.client_id,
+            **settings.client_config(),  # bootstrap.servers, client.id, TLS/SASL
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
