@@ -23,6 +23,8 @@ from confluent_kafka import KafkaException, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from engine.bus.config import from_java_properties
+from engine.errors import ConfigError
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
 
 # How long a publish may wait for the broker's acknowledgements of all its messages: longer
@@ -68,25 +70,34 @@ def serialize(value: Any, serde: str) -> bytes | None:
 class KafkaProduceTask:
     """io.kestra.plugin.kafka.Produce.
 
-    ``properties`` are librdkafka settings (``bootstrap.servers`` defaults to the worker's own
-    cluster), ``topic`` the default topic, ``keySerializer``/``valueSerializer`` STRING (the
+    ``properties`` are librdkafka settings (without ``bootstrap.servers``: the worker's own
+    bus, with its TLS/SASL settings; Java's ``sasl.jaas.config`` is understood), ``topic``
+    the default topic, ``keySerializer``/``valueSerializer`` STRING (the
     default) or JSON. A message is ``{key, value, headers, topic, partition, timestamp}`` or a
     bare value. Kestra's ``transactional`` is accepted, but the producer is idempotent rather
     than transactional: brokers like Tansu do not honour transactions (SERVICES.md).
     """
 
-    def __init__(self, default_bootstrap: str | None = None) -> None:
-        self.default_bootstrap = default_bootstrap
+    def __init__(self, default_cluster: str | Mapping[str, str] | None = None) -> None:
+        """``default_cluster``: the bus's bootstrap servers, or its client config
+        (``KafkaSettings.client_config()``: with the bus's TLS/SASL settings)."""
+        if isinstance(default_cluster, str):
+            default_cluster = {"bootstrap.servers": default_cluster}
+        self.default_config = dict(default_cluster or {})
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
         props = ctx.render(task.get("properties")) or {}
         if not isinstance(props, Mapping):
             raise TaskError("property 'properties' must be a map of Kafka client settings")
-        config = {str(k): to_text(v) for k, v in props.items()}
+        try:
+            config = from_java_properties({str(k): to_text(v) for k, v in props.items()})
+        except ConfigError as exc:
+            raise TaskError(f"properties: {exc.message}") from None
         if "bootstrap.servers" not in config:
-            if not self.default_bootstrap:
+            if not self.default_config:
                 raise TaskError("properties.bootstrap.servers is required")
-            config["bootstrap.servers"] = self.default_bootstrap
+            # The bus: its connection and security settings, under what the task gives.
+            config = self.default_config | config
         config.setdefault("enable.idempotence", "true")
         config.setdefault("message.timeout.ms", str(int(PUBLISH_TIMEOUT_S * 1000)))
         topic = ctx.render_str(task.get("topic"))

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from engine.bus.config import foreign_cluster, from_java_properties
 from engine.bus.consumer import AsyncConsumer, Record
 from engine.errors import BusError, ConfigError
 from engine.settings import KafkaSettings
@@ -114,7 +115,10 @@ class KafkaConfig:
         bootstrap = props.get("bootstrap.servers")
         if not bootstrap:
             raise ConfigError("Kafka trigger needs properties.bootstrap.servers")
-        self.settings = base.model_copy(update={"bootstrap_servers": bootstrap})
+        # The user's cluster: the bus's tuning, never its credentials; the user's own
+        # security.protocol / sasl.* / ssl.* properties (Java's sasl.jaas.config too) apply.
+        self.settings = foreign_cluster(base, bootstrap)
+        props = from_java_properties(props)
         self.overrides: dict[str, Any] = {k: v for k, v in props.items() if k not in _JAVA_ONLY}
         if isinstance(model.topic, list):
             self.topics = [str(t) for t in model.topic]

@@ -47,8 +47,7 @@ class BusAdmin:
         self.timeout_s = settings.request_timeout_s
         self._client = AdminClient(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "client.id": f"{settings.client_id}-admin",
+                **settings.client_config("admin"),  # bootstrap.servers, client.id, TLS/SASL
                 # librdkafka's own request timeout sits just under ours, so its error (which
                 # names the cause) usually wins over our bare "timed out".
                 "socket.timeout.ms": max(1000, int(settings.request_timeout_s * 1000) - 500),

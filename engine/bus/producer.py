@@ -69,8 +69,7 @@ class AsyncProducer:
         """`overrides` are extra librdkafka settings (dotted names), e.g. for tests."""
         self._bootstrap = settings.bootstrap_servers
         self._config: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "client.id": settings.client_id,
+            **settings.client_config(),  # bootstrap.servers, client.id, TLS/SASL
             # Idempotence is off unless asked for (see KafkaSettings.idempotent_producer): a
             # durable Tansu killed mid-produce keeps the batch's sequence numbers but not the
             # batch, answers the retry DUPLICATE_SEQUENCE_NUMBER, and librdkafka reports the

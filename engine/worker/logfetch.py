@@ -100,8 +100,7 @@ class TopicLogSource:
     ) -> list[LogLine]:
         consumer = Consumer(
             {
-                "bootstrap.servers": self.kafka.bootstrap_servers,
-                "client.id": f"{self.kafka.client_id}-logfetch",
+                **self.kafka.client_config("logfetch"),  # bootstrap.servers, client.id, TLS/SASL
                 "group.id": f"{self.kafka.topic_prefix}logfetch",  # assign() only: no group
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

@@ -23,7 +23,7 @@ def build_registry(settings: Settings, venv_dir: Path) -> Registry:
     registry.register("io.kestra.plugin.scripts.python.Commands", PythonCommandsTask(pythons))
     registry.register("io.kestra.plugin.core.http.Request", HttpRequestTask())
     registry.register(
-        "io.kestra.plugin.kafka.Produce", KafkaProduceTask(settings.kafka.bootstrap_servers)
+        "io.kestra.plugin.kafka.Produce", KafkaProduceTask(settings.kafka.client_config())
     )
     mqtt_server = f"tcp://{settings.mqtt.host}:{settings.mqtt.port}"
     registry.register("io.kestra.plugin.mqtt.Publish", MqttPublishTask(mqtt_server))
