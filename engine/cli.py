@@ -7,8 +7,11 @@ Each group lives in its own module (``engine/cli_<group>.py``) exposing ``app``;
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
+
+from engine.errors import ConfigError
 
 # (command name, module exposing `app`, help line)
 GROUPS: list[tuple[str, str, str]] = [
@@ -36,5 +39,9 @@ for _name, _module, _help in GROUPS:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; a wrong setting is one line on stderr, exit code 2."""
+    try:
+        app()
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        sys.exit(2)

@@ -11,8 +11,18 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.errors import ConfigError
 
 
 class _Section(BaseModel):
@@ -413,5 +423,16 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Build the settings from the environment (the one place that reads it)."""
-    return Settings()
+    """Build the settings from the environment (the one place that reads it); a wrong value
+    raises :class:`ConfigError` naming each variable and what it should be."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            if error["type"] == "value_error":  # our validators name the variables themselves
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            name = "HEADWATER_" + "__".join(str(part).upper() for part in error["loc"])
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
