@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from engine.bus import gaps
 from engine.bus.kafka_errors import is_retriable, to_bus_error
+from engine.bus.stall import StallCheck
 from engine.errors import BusError
 from engine.settings import KafkaSettings
 
@@ -41,30 +42,6 @@ RebalanceHandler = Callable[[list[Partition]], Awaitable[None]]
 _REBALANCE_HANDLER_S = 60.0
 # close() leaves the group; give it time to commit and hand partitions over, not forever.
 _CLOSE_S = 30.0
-# This often a consumer checks which partitions hold records beyond its position (below the
-# watermark); one that did not move between two checks is stalled (engine.bus.gaps) and gets
-# going again (seek) or fails loudly. Per partition: a consumer busy with some partitions can
-# be stuck on others.
-_STALL_CHECK_S = 5.0
-# Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
-# outage) prove nothing about progress: the next check starts afresh.
-_STALL_CHECK_GAP_S = 3 * _STALL_CHECK_S
-# A client replaced because it was stuck, stuck again within this long at the same offset (the
-# new one read nothing there either): replacing it once more would only hide the problem, so
-# the consumer raises instead.
-_REBUILT_RECENTLY_S = 60.0
-# Commit errors that mean "this member is not (yet) in the group's current generation".
-_MEMBERSHIP = frozenset(
-    {
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.REBALANCE_IN_PROGRESS,
-    }
-)
-# One watermark/position/committed request of the stall check.
-_STALL_CALL_S = 5.0
-
-
 # An idle consumer dozes. Tansu answers every fetch only after fetch.wait.max.ms (SERVICES.md),
 # so each consumer sends 1000/wait fetches a second even when nothing happens (measured:
 # `headwater dev` idle, 5 ms: Tansu 120% of a core). After the doze_after_s setting without a
@@ -132,14 +109,12 @@ class AsyncConsumer:
         self._pending_error: BusError | None = None
         self.assigned: set[Partition] = set()
         # Monotonic time of the last broker error (the stall check needs fetching, so no doze
-        # until a check found nothing behind), and the stall check's memory (_check_stall).
+        # until a check found nothing behind).
         self._error_at: float | None = None
-        self._topics: list[str] = []  # what subscribe() joined (a rebuilt client joins again)
-        self._rebuilt_at: float | None = None  # when a stuck client was last replaced
-        self._rebuilt_where: dict[Partition, int] = {}  # and where it was stuck
-        self._checked_at = 0.0
-        self._saturated = False  # a poll since the last check came back full
-        self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
+        self._stall = StallCheck(self)
+        # Records read patiently for this client (StallCheck), handed out before it fetches
+        # again: the client itself is positioned after them.
+        self._patient: list[Record] = []
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
@@ -166,7 +141,6 @@ class AsyncConsumer:
     async def subscribe(self, topics: list[str]) -> None:
         """Join the group for these topics; partitions arrive via `on_assign` during consume."""
         consumer = self._client()
-        self._topics = list(topics)
         await self._call(
             f"subscribe to {', '.join(topics)}",
             partial(
@@ -199,6 +173,12 @@ class AsyncConsumer:
         if self._pending_error is not None:
             pending, self._pending_error = self._pending_error, None
             raise pending
+        if self._patient:
+            # Read patiently for this client: the client itself is positioned after them, so
+            # they go out first, in order, before it fetches again.
+            records, self._patient = self._patient[:max_records], self._patient[max_records:]
+            self._last_record_at = time.monotonic()
+            return records
         consumer = self._client()
         doze = self._should_doze()
         if doze:
@@ -211,10 +191,9 @@ class AsyncConsumer:
         records, error = batch
         if records:
             self._last_record_at = time.monotonic()
-            # A full batch: the caller, not the client, sets the pace (no stall verdict now).
-            self._saturated = self._saturated or len(records) >= max_records
+        self._stall.polled(len(records), max_records)
         if error is None:
-            await self._check_stall(consumer)
+            self._patient += await self._stall.run(consumer)
         if error is not None:
             if not records:
                 raise error
@@ -239,17 +218,8 @@ class AsyncConsumer:
         def call() -> list[TopicPartition]:
             return consumer.commit(offsets=tps, asynchronous=False)
 
-        try:
-            result = await self._call(f"commit offsets of group {self.group_id}", call)
-        except BusError as exc:
-            cause = exc.__cause__
-            error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
-            if self._forget_old_membership(error):
-                return
-            raise
+        result = await self._call(f"commit offsets of group {self.group_id}", call)
         failed = [tp for tp in result or [] if tp.error is not None]
-        if failed and all(self._forget_old_membership(tp.error) for tp in failed):
-            return
         for tp in failed[:1]:
             raise to_bus_error(
                 tp.error or KafkaError(KafkaError._FAIL),
@@ -289,108 +259,41 @@ class AsyncConsumer:
 
     # --------------------------------------------------------------------------- internals
 
-    async def _check_stall(self, consumer: Consumer) -> None:
-        """Every _STALL_CHECK_S: if a partition's position stays below its watermark over two
-        checks, a fresh consumer tells why (engine.bus.gaps): offsets a crashed broker left
-        empty are skipped (seek past them), a stuck client is sought to its own position once
-        and raises the next time (supervised: the component restarts).
-
-        On Tansu the high watermark is the last batch's base offset + 1 (SERVICES.md): a
-        position below it still means at least one unread batch, so the test is safe there."""
-        now = time.monotonic()
-        since = now - self._checked_at
-        if not self.assigned or since < _STALL_CHECK_S:
-            return
-        self._checked_at = now
-        if since > _STALL_CHECK_GAP_S or self._saturated:
-            # No verdict on this interval: the caller polled too seldom or took full batches
-            # (a busy worker takes one job per free slot), so an unmoved position proves
-            # nothing about the client.
-            self._behind = {}
-            self._saturated = False
-            return
-        parts = sorted(self.assigned)
-        try:
-            found = await self._call(
-                "check for a stalled consumer", partial(_ends, consumer, parts)
-            )
-        except BusError as exc:
-            log.warning("consumer %s: stall check failed: %s", self.group_id, exc)
-            return  # the broker is still away: check again later
-        behind = {p: (pos, high) for p, pos, high in found if pos < high}
-        if behind and self.dozing:
-            # Records wait but the listening windows were too short for this broker's fetch
-            # round trip (a loaded or S3-backed Tansu): wake up, and listen longer from now on.
-            self._listen_s = min(self._doze_period_s, self._listen_s * 2)
-            self._awake()
-            log.info(
-                "consumer %s: records waited while dozing; listening %.0f ms per period now",
-                self.group_id, self._listen_s * 1000,
-            )  # fmt: skip
-            return
-        stalled = {p: v for p, v in behind.items() if self._behind.get(p) == v[0]}
-        self._behind = {p: pos for p, (pos, _) in behind.items()}
-        if not behind:
-            self._error_at = None
-        stuck = [p for p, (pos, high) in stalled.items() if await self._unstall(p, pos, high)]
-        if stuck:
-            await self._rebuild(stuck, stalled)
-
-    def _forget_old_membership(self, error: object) -> bool:
-        """Records the replaced client fetched cannot be committed by the new one, which has
-        not joined yet or holds another generation: skip the commit (they are read again from
-        the last committed offset, and every consumer of the bus deduplicates)."""
-        recently = self._rebuilt_at is not None and (
-            time.monotonic() - self._rebuilt_at < _REBUILT_RECENTLY_S
+    async def read_patiently(self, partition: Partition, start: int, end: int) -> list[Record]:
+        """The records from ``start`` on (up to ``end``, within a budget) read with a patient
+        fetch wait, for a reader of ``partition`` that receives nothing at ``start`` although
+        the broker serves it (:meth:`skip_gap` returned ``start``); this client is sought past
+        them. The caller hands them on as if this client had read them."""
+        topic, number = partition
+        messages = await asyncio.to_thread(
+            gaps.read_patiently, self._config, topic, number, start, end, self.group_id
         )
-        if not recently or not isinstance(error, KafkaError) or error.code() not in _MEMBERSHIP:
-            return False
-        log.warning("consumer %s: commit after the client was replaced skipped: %s",
-                    self.group_id, error)  # fmt: skip
-        return True
-
-    async def _unstall(self, partition: Partition, pos: int, high: int) -> bool:
-        """Get past a gap at ``pos``; True when there is none and this client is stuck."""
-        served = await self.skip_gap(partition, pos, high)
-        if served is None:  # a gap up to the watermark: what comes next lands after it
-            await self._seek(partition, high)
-        self._behind.pop(partition, None)
-        return served == pos
-
-    async def _rebuild(
-        self, stuck: list[Partition], ends: dict[Partition, tuple[int, int]]
-    ) -> None:
-        """Replace a client that receives nothing where a fresh one reads (seen after a
-        durable Tansu restart; a seek does not wake it): close it (leaving the group, so the
-        revoke handlers run as for any rebalance) and join again with a new one. Stuck again
-        within _REBUILT_RECENTLY_S at the same offset (no progress at all): raise (supervised,
-        the component restarts)."""
-        where = ", ".join(f"{t}[{n}]@{ends[(t, n)][0]} (end {ends[(t, n)][1]})" for t, n in stuck)
-        now = time.monotonic()
-        recently = self._rebuilt_at is not None and now - self._rebuilt_at < _REBUILT_RECENTLY_S
-        if recently and any(self._rebuilt_where.get(p) == ends[p][0] for p in stuck):
-            raise BusError(
-                f"consumer {self.group_id}: a new client is stuck too at {where}, although a "
-                "fresh consumer reads there",
-                retriable=False,
-            )
+        records = [_record(m) for m in messages]
+        if records:
+            await self.seek(partition, records[-1].offset + 1)
         log.warning(
-            "consumer %s: receives nothing at %s although a fresh consumer reads there; "
-            "replacing the client",
-            self.group_id, where,
+            "consumer %s: %s[%d] from offset %d is served only to patient fetches (a broker "
+            "reading back from storage): %d records read with a %d ms fetch wait",
+            self.group_id, topic, number, start, len(records), gaps.PATIENT_FETCH_WAIT_MS,
         )  # fmt: skip
-        self._rebuilt_at = now
-        self._rebuilt_where = {p: ends[p][0] for p in stuck}
-        assigned = {p: ends[p][0] if p in ends else None for p in self.assigned}
-        old = self._client()
-        await self._call(f"close the stuck consumer {self.group_id}", old.close, raw=True)
-        self._consumer = await self._run(Consumer, self._config)
-        self.assigned = set()
-        self._behind = {}
-        if self._topics:
-            await self.subscribe(self._topics)
-        else:  # assigned by hand: the stuck partitions from their position, the others
-            await self.assign(assigned)  # from the committed offset, as a restart would
+        return records
+
+    async def call_client(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a blocking call of the client on its thread (for StallCheck)."""
+        return await self._call(what, fn)
+
+    def listen_longer(self) -> None:
+        """Records waited while dozing: the listening windows were too short for this
+        broker's fetch round trip (a loaded or S3-backed Tansu). Wake up, and listen longer
+        from now on."""
+        self._listen_s = min(self._doze_period_s, self._listen_s * 2)
+        self._awake()
+        log.info("consumer %s: records waited while dozing; listening %.0f ms per period now",
+                 self.group_id, self._listen_s * 1000)  # fmt: skip
+
+    def errors_over(self) -> None:
+        """No partition is behind: dozing may resume despite earlier broker errors."""
+        self._error_at = None
 
     async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
         """For a reader of ``partition`` that receives nothing at ``start`` although the end
@@ -400,7 +303,7 @@ class AsyncConsumer:
         topic, number = partition
         try:
             served = await asyncio.to_thread(
-                gaps.next_served, self._bootstrap, self._config["fetch.wait.max.ms"], topic,
+                gaps.next_served, self._config, self._config["fetch.wait.max.ms"], topic,
                 number, start, end, self.group_id,
             )  # fmt: skip
         except ValueError as exc:
@@ -413,10 +316,10 @@ class AsyncConsumer:
                 self.group_id, start, skipped_to - 1, topic, number,
             )  # fmt: skip
         if served is not None:
-            await self._seek(partition, served)
+            await self.seek(partition, served)
         return served
 
-    async def _seek(self, partition: Partition, offset: int) -> None:
+    async def seek(self, partition: Partition, offset: int) -> None:
         tp = TopicPartition(partition[0], partition[1], offset)
         await self._call(
             f"seek {partition[0]}[{partition[1]}] to {offset}", partial(self._client().seek, tp)
@@ -487,17 +390,7 @@ class AsyncConsumer:
         for m in messages:
             err = m.error()
             if err is None:
-                append(
-                    Record(
-                        m.topic() or "",
-                        m.partition() or 0,
-                        m.offset() or 0,
-                        m.key(),
-                        m.value(),
-                        m.headers(),  # type: ignore[arg-type]
-                        m.timestamp()[1],
-                    )
-                )
+                append(_record(m))
                 continue
             if err.code() == KafkaError._PARTITION_EOF:
                 continue
@@ -520,6 +413,9 @@ class AsyncConsumer:
             self._awake()
         else:
             self.assigned.difference_update(parts)
+            gone = set(parts)
+            self._patient = [r for r in self._patient if (r.topic, r.partition) not in gone]
+            self._stall.forget(parts)
         handler = self._handlers[kind]
         if handler is None or self._loop is None or self._loop.is_closed():
             return
@@ -551,6 +447,18 @@ class AsyncConsumer:
         log.warning("consumer %s: %s", self.group_id, err)
 
 
+def _record(m: Message) -> Record:
+    return Record(
+        m.topic() or "",
+        m.partition() or 0,
+        m.offset() or 0,
+        m.key(),
+        m.value(),
+        m.headers(),  # type: ignore[arg-type]
+        m.timestamp()[1],
+    )
+
+
 async def _call_handler(handler: RebalanceHandler, parts: list[Partition]) -> None:
     await handler(parts)
 
@@ -574,21 +482,3 @@ def _serve_until_done(work: queue.SimpleQueue[_Work | None], limit_s: float) -> 
                 result.set_result(fn())
             except BaseException as exc:  # handed to the awaiting handler, not lost
                 result.set_exception(exc)
-
-
-def _ends(consumer: Consumer, parts: list[Partition]) -> list[tuple[Partition, int, int]]:
-    """(partition, where reading goes on, high watermark) of each partition: the position,
-    else the committed offset, else the low watermark (blocking, on the consumer thread)."""
-    tps = [TopicPartition(t, p) for t, p in parts]
-    positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(tps)}
-    unknown = [TopicPartition(t, p) for (t, p), o in positions.items() if o < 0]
-    if unknown:
-        for tp in consumer.committed(unknown, timeout=_STALL_CALL_S):
-            positions[(tp.topic, tp.partition)] = tp.offset
-    out = []
-    for (topic, number), pos in positions.items():
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, number), timeout=_STALL_CALL_S, cached=False
-        )
-        out.append(((topic, number), pos if pos >= 0 else low, high))
-    return out

@@ -7,10 +7,11 @@ follow. Those offsets were never acknowledged to a producer (producers are not i
 default, ``KafkaSettings.idempotent_producer``: the batch is sent again and stored at later
 offsets), so skipping them loses nothing.
 
-:func:`next_served` asks a fresh, group-less consumer for the first offset at or after a
-position that the broker serves. The answer at the position itself also tells a gap from a
-stuck client (librdkafka sometimes stops fetching after a broker restart): when a fresh client
-reads there, ours is stuck, not the broker.
+:func:`next_served` asks a fresh, group-less consumer with a patient fetch wait for the first
+offset at or after a position that the broker serves. When that is the position itself, the
+broker has the records but does not give them to the consumer's short fetches: Tansu in S3 mode
+serves a batch it reads back from storage (seen after a restart) only to a fetch that
+waits long enough. :func:`read_patiently` reads them for it (engine.bus.stall).
 
 The probe connects like the consumer it helps (same cluster, TLS and SASL settings). A probe
 that cannot authenticate or is not authorized receives nothing anywhere, which would read as
@@ -24,7 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from engine.errors import BusError
 
@@ -37,8 +38,18 @@ FIRST_PROBE_S = 5.0
 # and never less than PROBE_MIN_S: a served offset answers in about one round trip, but a
 # loaded S3-backed broker can take a few hundred ms. The offset just before the one found is
 # then checked with FIRST_PROBE_S (see next_served): skipping a served record would lose it.
-PROBE_FETCH_WAITS = 10
+PROBE_FETCH_WAITS = 3
 PROBE_MIN_S = 0.3
+# The fetch wait of a probe and of read_patiently, at least: Tansu in S3 mode serves a batch
+# it has to read back from S3 (those stored before a restart) only to a fetch that waits long
+# enough. Measured in the durable chaos run: fresh readers with a 5 ms wait received nothing
+# at such offsets for 3 s, again after another reader had read them; with 100 ms they read
+# them all.
+PATIENT_FETCH_WAIT_MS = 250
+# One read_patiently call stops after this long or this many records (the stall check calls
+# it again when the reader is still behind).
+PATIENT_BUDGET_S = 10.0
+PATIENT_MAX_RECORDS = 5000
 # A gap is one producer batch that was lost; past this many offsets something else is wrong.
 MAX_SCAN = 2000
 _POLL_S = 0.02
@@ -119,10 +130,10 @@ def next_served(
             "error_cb": denials,
             "group.id": f"{group_id}-gap-probe",  # required by the client; nothing is committed
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": fetch_wait_ms,
+            "fetch.wait.max.ms": max(fetch_wait_ms, PATIENT_FETCH_WAIT_MS),
         }
     )
-    quick = max(PROBE_MIN_S, PROBE_FETCH_WAITS * fetch_wait_ms / 1000)
+    quick = max(PROBE_MIN_S, PROBE_FETCH_WAITS * max(fetch_wait_ms, PATIENT_FETCH_WAIT_MS) / 1000)
 
     def served(offset: int, window: float) -> int | None:
         found = _served(probe, topic, partition, offset, window, denials)
@@ -154,6 +165,50 @@ def next_served(
         return high
     finally:
         probe.close()
+
+
+def read_patiently(
+    cluster: str | Mapping[str, Any],
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    group_id: str,
+) -> list[Message]:
+    """The records of ``[start, end)`` of ``partition``, read with a patient fetch wait
+    (:data:`PATIENT_FETCH_WAIT_MS`) for a consumer whose short fetches receive nothing there;
+    at most :data:`PATIENT_MAX_RECORDS`, within :data:`PATIENT_BUDGET_S` (possibly none).
+    Blocking: run it in a thread."""
+    denials = _Denials()
+    reader = Consumer(
+        {
+            **probe_config(cluster),
+            "error_cb": denials,
+            "group.id": f"{group_id}-patient",  # required by the client; nothing is committed
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": PATIENT_FETCH_WAIT_MS,
+        }
+    )
+    out: list[Message] = []
+    reached = start
+    try:
+        reader.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + PATIENT_BUDGET_S
+        while (
+            reached < end
+            and len(out) < PATIENT_MAX_RECORDS
+            and time.monotonic() < deadline
+            and denials.first is None
+        ):
+            for message in reader.consume(1000, 2 * PATIENT_FETCH_WAIT_MS / 1000):
+                offset = message.offset()
+                if message.error() is None and offset is not None and offset >= reached:
+                    out.append(message)
+                    reached = offset + 1
+        denials.check(topic, partition)
+        return out[:PATIENT_MAX_RECORDS]
+    finally:
+        reader.close()
 
 
 def _served(

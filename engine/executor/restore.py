@@ -97,13 +97,18 @@ async def _read(consumer: AsyncConsumer, topic: str, partitions: set[int]) -> li
             quiet_since = now  # the first empty poll, or the broker failed meanwhile
         elif now - quiet_since >= GAP_S:
             for p, (pos, mark) in behind.items():
-                if await consumer.skip_gap((topic, p), pos, mark) is None:
+                served = await consumer.skip_gap((topic, p), pos, mark)
+                if served is None:
                     log.warning(
                         "restore of %s[%d]: offsets %d..%d hold nothing (a broker crash "
                         "reserved them and stored nothing): the partition is read",
                         topic, p, pos, mark - 1,
                     )  # fmt: skip
                     position[p] = mark
+                elif served == pos:  # served, but not to our short fetches
+                    for r in await consumer.read_patiently((topic, p), pos, mark):
+                        records.append(r)
+                        position[p] = r.offset + 1
             quiet_since = None
         if now - started > RESTORE_DEADLINE_S:
             raise RestoreIncomplete(

@@ -35,8 +35,10 @@ class _GapConsumer:
         *,
         erring: bool = False,
         after_gap: list[Record] | None = None,
+        patient: list[Record] | None = None,
     ) -> None:
-        """``after_gap``: records a fresh consumer finds past the gap (served after a seek)."""
+        """``after_gap``: records a fresh consumer finds past the gap (served after a seek);
+        ``patient``: records served at the position, but only to a patient fetch."""
         self.client = _Client(high)
         self.records = records
         self.erring = erring
@@ -44,6 +46,7 @@ class _GapConsumer:
         self.last_error_at: float | None = None
         self.polls = 0
         self.skips: list[tuple[int, int]] = []
+        self.patient = patient or []
 
     def _client(self) -> _Client:
         return self.client
@@ -56,10 +59,16 @@ class _GapConsumer:
 
     async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
         self.skips.append((start, end))
+        if self.patient:
+            return start
         if not self.after_gap:
             return None
         self.records, self.after_gap = self.after_gap, []
         return self.records[0].offset
+
+    async def read_patiently(self, partition: Partition, start: int, end: int) -> list[Record]:
+        out, self.patient = self.patient, []
+        return out
 
     async def consume(self, max_records: int, timeout_s: float) -> list[Record]:
         self.polls += 1
@@ -96,6 +105,18 @@ async def test_snapshots_after_a_gap_in_the_middle_are_restored(
     records = await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
     assert [r.offset for r in records] == [0, 1, 4, 5, 6]
     assert consumer.skips == [(2, 7)]
+
+
+async def test_snapshots_served_only_to_a_patient_fetch_are_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(restore, "GAP_S", 0.0)
+    # 2-4 are stored, but the broker serves them only to a fetch that waits long enough.
+    patient = [_state(2), _state(3), _state(4)]
+    consumer = _GapConsumer(5, [_state(0), _state(1)], patient=patient)
+    records = await restore.read_partitions(consumer, "s", {0})  # type: ignore[arg-type]
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+    assert consumer.skips == [(2, 5)]
 
 
 async def test_empty_polls_while_the_client_reports_errors_are_not_a_gap(

@@ -1,0 +1,109 @@
+"""engine.bus.stall.StallCheck's verdicts on a fake consumer: a partition behind at the same
+position over two checks is a gap (sought past), served but not to the client (read
+patiently), or, read patiently from there before and still not moving, an error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.bus import stall
+from engine.bus.consumer import Partition, Record
+from engine.errors import BusError
+
+P: Partition = ("t", 0)
+
+
+class _Reader:
+    """What StallCheck uses of an AsyncConsumer; ``ends`` are (position, high) per check."""
+
+    def __init__(self, ends: list[tuple[int, int]], served: int | None) -> None:
+        self.group_id = "g"
+        self.assigned = {P}
+        self.dozing = False
+        self.ends = ends
+        self.served = served
+        self.sought: list[int] = []
+        self.patient_from: list[int] = []
+        self.patient_records: list[Record] = []
+        self.woken = 0
+
+    async def call_client(self, what: str, fn: Callable[[], Any]) -> Any:
+        pos, high = self.ends.pop(0)
+        return [(P, pos, high)]
+
+    def listen_longer(self) -> None:
+        self.woken += 1
+
+    def errors_over(self) -> None:
+        return None
+
+    async def skip_gap(self, partition: Partition, start: int, end: int) -> int | None:
+        return self.served
+
+    async def seek(self, partition: Partition, offset: int) -> None:
+        self.sought.append(offset)
+
+    async def read_patiently(self, partition: Partition, start: int, end: int) -> list[Record]:
+        self.patient_from.append(start)
+        return self.patient_records
+
+
+@pytest.fixture(autouse=True)
+def _every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stall, "STALL_CHECK_S", 0.0)
+    monkeypatch.setattr(stall, "STALL_CHECK_GAP_S", float("inf"))
+
+
+def _record(offset: int) -> Record:
+    return Record("t", 0, offset, None, b"v", None, 0)
+
+
+async def _checks(reader: _Reader, n: int) -> list[Record]:
+    check = stall.StallCheck(reader)  # type: ignore[arg-type]
+    out: list[Record] = []
+    for _ in range(n):
+        out += await check.run(None)  # type: ignore[arg-type]
+    return out
+
+
+async def test_moving_positions_are_no_stall() -> None:
+    reader = _Reader([(3, 9), (5, 9), (7, 9)], served=3)
+    assert await _checks(reader, 3) == []
+    assert reader.patient_from == reader.sought == []
+
+
+async def test_a_gap_up_to_the_end_is_sought_past() -> None:
+    reader = _Reader([(3, 9), (3, 9)], served=None)
+    assert await _checks(reader, 2) == []
+    assert reader.sought == [9]
+    assert reader.patient_from == []
+
+
+async def test_records_served_only_patiently_are_handed_out() -> None:
+    reader = _Reader([(3, 9), (3, 9)], served=3)
+    reader.patient_records = [_record(o) for o in range(3, 9)]
+    assert [r.offset for r in await _checks(reader, 2)] == list(range(3, 9))
+    assert reader.patient_from == [3]
+
+
+async def test_still_stuck_where_a_patient_read_started_raises() -> None:
+    reader = _Reader([(3, 9), (3, 9), (3, 9), (3, 9)], served=3)  # the patient read found none
+    with pytest.raises(BusError, match="patient read from here found nothing"):
+        await _checks(reader, 4)
+    assert reader.patient_from == [3]
+
+
+async def test_a_full_batch_or_a_dozing_client_gets_no_verdict() -> None:
+    reader = _Reader([(3, 9), (3, 9)], served=3)
+    check = stall.StallCheck(reader)  # type: ignore[arg-type]
+    await check.run(None)  # type: ignore[arg-type]
+    check.polled(500, 500)
+    assert await check.run(None) == []  # type: ignore[arg-type]
+    assert reader.patient_from == []
+    reader.ends = [(3, 9)]
+    reader.dozing = True
+    assert await check.run(None) == []  # type: ignore[arg-type]
+    assert reader.woken == 1
