@@ -115,6 +115,9 @@ class AsyncConsumer:
         # Records read patiently for this client (StallCheck), handed out before it fetches
         # again: the client itself is positioned after them.
         self._patient: list[Record] = []
+        # Where each partition was last sought: librdkafka reports no position after a seek
+        # until a record comes, and the stall check must not take the committed offset then.
+        self.sought: dict[Partition, int] = {}
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
@@ -161,6 +164,7 @@ class AsyncConsumer:
         ]
         await self._call("assign partitions", partial(self._client().assign, tps))
         self.assigned = set(partitions)
+        self.sought = {}
         self._awake()
 
     async def unassign(self) -> None:
@@ -324,6 +328,7 @@ class AsyncConsumer:
         await self._call(
             f"seek {partition[0]}[{partition[1]}] to {offset}", partial(self._client().seek, tp)
         )
+        self.sought[partition] = offset
 
     def _client(self) -> Consumer:
         if self._consumer is None:
@@ -416,6 +421,8 @@ class AsyncConsumer:
             gone = set(parts)
             self._patient = [r for r in self._patient if (r.topic, r.partition) not in gone]
             self._stall.forget(parts)
+            for part in parts:
+                self.sought.pop(part, None)
         handler = self._handlers[kind]
         if handler is None or self._loop is None or self._loop.is_closed():
             return

@@ -84,7 +84,7 @@ class StallCheck:
         parts = sorted(reader.assigned)
         try:
             found = await reader.call_client(
-                "check for stalled partitions", partial(_ends, client, parts)
+                "check for stalled partitions", partial(_ends, client, parts, dict(reader.sought))
             )
         except BusError as exc:
             log.warning("consumer %s: stall check failed: %s", reader.group_id, exc)
@@ -122,11 +122,18 @@ class StallCheck:
         return await reader.read_patiently(partition, pos, high)
 
 
-def _ends(client: Consumer, parts: list[Partition]) -> list[tuple[Partition, int, int]]:
+def _ends(
+    client: Consumer, parts: list[Partition], sought: dict[Partition, int]
+) -> list[tuple[Partition, int, int]]:
     """(partition, where reading goes on, high watermark) of each partition: the position,
-    else the committed offset, else the low watermark (blocking, on the consumer thread)."""
+    else where it was last sought (librdkafka knows no position after a seek until a record
+    comes), else the committed offset, else the low watermark (blocking, on the consumer
+    thread)."""
     tps = [TopicPartition(t, p) for t, p in parts]
     positions = {(tp.topic, tp.partition): tp.offset for tp in client.position(tps)}
+    for part, offset in positions.items():
+        if offset < 0 and part in sought:
+            positions[part] = sought[part]
     unknown = [TopicPartition(t, p) for (t, p), o in positions.items() if o < 0]
     if unknown:
         for tp in client.committed(unknown, timeout=STALL_CALL_S):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from engine.bus import stall
 from engine.bus.consumer import Partition, Record
@@ -25,7 +26,8 @@ class _Reader:
         self.dozing = False
         self.ends = ends
         self.served = served
-        self.sought: list[int] = []
+        self.seeks: list[int] = []
+        self.sought: dict[Partition, int] = {}
         self.patient_from: list[int] = []
         self.patient_records: list[Record] = []
         self.woken = 0
@@ -44,7 +46,7 @@ class _Reader:
         return self.served
 
     async def seek(self, partition: Partition, offset: int) -> None:
-        self.sought.append(offset)
+        self.seeks.append(offset)
 
     async def read_patiently(self, partition: Partition, start: int, end: int) -> list[Record]:
         self.patient_from.append(start)
@@ -72,13 +74,13 @@ async def _checks(reader: _Reader, n: int) -> list[Record]:
 async def test_moving_positions_are_no_stall() -> None:
     reader = _Reader([(3, 9), (5, 9), (7, 9)], served=3)
     assert await _checks(reader, 3) == []
-    assert reader.patient_from == reader.sought == []
+    assert reader.patient_from == reader.seeks == []
 
 
 async def test_a_gap_up_to_the_end_is_sought_past() -> None:
     reader = _Reader([(3, 9), (3, 9)], served=None)
     assert await _checks(reader, 2) == []
-    assert reader.sought == [9]
+    assert reader.seeks == [9]
     assert reader.patient_from == []
 
 
@@ -107,3 +109,24 @@ async def test_a_full_batch_or_a_dozing_client_gets_no_verdict() -> None:
     reader.dozing = True
     assert await check.run(None) == []  # type: ignore[arg-type]
     assert reader.woken == 1
+
+
+class _Client:
+    """librdkafka after a seek: no position until a record comes; 5 committed, end 9."""
+
+    def position(self, tps: list[Any]) -> list[Any]:
+        return [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID) for tp in tps]
+
+    def committed(self, tps: list[Any], timeout: float) -> list[Any]:
+        return [TopicPartition(tp.topic, tp.partition, 5) for tp in tps]
+
+    def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
+        return 0, 9
+
+
+def test_where_a_partition_was_sought_counts_when_the_client_knows_no_position() -> None:
+    client = _Client()
+    ends = stall._ends  # the check's own reading of positions
+    assert ends(client, [P], {P: 8}) == [(P, 8, 9)]  # type: ignore[arg-type]
+    # Never sought: the committed offset (not the sought position of another partition).
+    assert ends(client, [P], {("t", 1): 8}) == [(P, 5, 9)]  # type: ignore[arg-type]
