@@ -255,3 +255,30 @@ async def test_stop_job_kills_and_timeout_fails(wsettings: Settings) -> None:
     assert "nope" in failed.error
     assert failed.error_logs
     assert failed.error_logs[0]["level"] == "ERROR"
+
+
+async def test_a_flood_of_log_lines_reaches_hw_logs_whole_and_in_order(
+    wsettings: Settings,
+) -> None:
+    """100,000 lines of one task: every one on hw.logs once, in order, with consecutive ids,
+    and the TaskResult says how many were sent (what a reader of the read model waits for)."""
+    count = 100_000
+    flood = make_job(
+        {"type": "io.kestra.plugin.scripts.shell.Commands", "commands": [f"seq 1 {count}"]}
+    )
+    _, stop, task = await run_worker(wsettings)
+    async with Observer(wsettings) as obs:
+        await produce(wsettings, flood)
+        await obs.until(lambda: obs.result(flood), "the flood's result")
+        await obs.until(
+            lambda: len(obs.log_lines(flood)) >= obs.result(flood).log_lines, "every line"
+        )
+    await stop_worker(stop, task)
+    result = obs.result(flood)
+    assert result.state == "SUCCESS"
+    assert result.log_lines == count
+    lines = obs.log_lines(flood)
+    assert [line["message"] for line in lines] == [str(n) for n in range(1, count + 1)]
+    assert [line["log_id"] for line in lines] == [
+        f"{flood.task_run_id}:1:{n}" for n in range(count)
+    ]
