@@ -277,7 +277,8 @@ class AsyncConsumer:
             await self.seek(partition, records[-1].offset + 1)
         log.warning(
             "consumer %s: %s[%d] from offset %d is served only to patient fetches (a broker "
-            "reading back from storage): %d records read with a %d ms fetch wait",
+            "reading back from storage): %d records read with a %d ms fetch wait (if this "
+            "repeats, raise HEADWATER_KAFKA__FETCH_WAIT_MAX_MS)",
             self.group_id, topic, number, start, len(records), gaps.PATIENT_FETCH_WAIT_MS,
         )  # fmt: skip
         return records

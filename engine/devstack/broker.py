@@ -44,6 +44,11 @@ PROBE_INTERVAL_S = 0.02
 START_ATTEMPTS = 3
 
 DEFAULT_KAFKA_PORT = 19092
+# The consumers' fetch wait against a durable (S3) Tansu: after a restart it serves a batch it
+# reads back from S3 only to a fetch that waits longer than the read (measured in the durable
+# chaos run: fresh readers at 5 ms received nothing there for 3 s, at 100 ms they read it all).
+# Tansu answers every fetch after its wait (SERVICES.md), so this is also one hop's latency.
+DURABLE_FETCH_WAIT_MS = 100
 # Credentials of the private S3 store: loopback only, known to Tansu and weed alone.
 S3_ACCESS_KEY = "headwater"
 S3_SECRET_KEY = "headwater-dev-secret"  # noqa: S105 - a local, loopback-only dev store

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from engine.app import App, listen
 from engine.bus.admin import BusAdmin
 from engine.bus.topics import ensure_topics
-from engine.devstack.broker import DEFAULT_KAFKA_PORT
+from engine.devstack.broker import DEFAULT_KAFKA_PORT, DURABLE_FETCH_WAIT_MS
 from engine.devstack.flowsync import FlowSync, ensure_folder
 from engine.devstack.postgres import DEFAULT_PORT as DEFAULT_PG_PORT
 from engine.devstack.procs import HOST, pick_port
@@ -82,6 +82,13 @@ def dev_settings(base: Settings, stack: DevStack) -> Settings:
         kafka = settings.kafka.model_copy(
             update={"session_timeout_ms": DEV_SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 500}
         )
+        settings = settings.model_copy(update={"kafka": kafka})
+    # A durable Tansu serves batches it reads back from S3 only to patient fetches.
+    if (
+        stack.broker.durable
+        and settings.kafka.fetch_wait_max_ms == KafkaSettings().fetch_wait_max_ms
+    ):
+        kafka = settings.kafka.model_copy(update={"fetch_wait_max_ms": DURABLE_FETCH_WAIT_MS})
         settings = settings.model_copy(update={"kafka": kafka})
     worker = settings.worker.model_copy(
         update={

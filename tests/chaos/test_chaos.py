@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.devstack.broker import KAFKA_READY_TIMEOUT_S, Broker, kafka_answers, wait_until
+from engine.devstack.broker import (
+    DURABLE_FETCH_WAIT_MS,
+    KAFKA_READY_TIMEOUT_S,
+    Broker,
+    kafka_answers,
+    wait_until,
+)
 from engine.settings import Settings
 from tests.chaos.run import ChaosRun, Figures
 
@@ -77,14 +83,6 @@ async def durable_broker(tmp_path: Path) -> AsyncIterator[Broker]:
         await asyncio.to_thread(broker.stop)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="FLAKY, issue 10 open: with a durable (S3) Tansu restarted twice, 9 of 14 runs on "
-    "2026-11-21 ended with 0 anomalies; the others had a projector (or flow-trigger) client that "
-    "stops receiving records a fresh consumer reads at its position, again after it is replaced, "
-    "so the read model ends behind the events topic (engine/bus/consumer.py stall check, "
-    "engine/bus/gaps.py). The audit is unchanged; the run's figures are printed either way.",
-)
 @pytest.mark.timeout(DURABLE_SECONDS + OVERHEAD_S)
 async def test_chaos_durable_broker_restarts(
     settings: Settings, durable_broker: Broker, tmp_path: Path
@@ -102,7 +100,12 @@ async def test_chaos_durable_broker_restarts(
             "ready after a restart",
         )
 
-    kafka = settings.kafka.model_copy(update={"bootstrap_servers": durable_broker.bootstrap})
+    kafka = settings.kafka.model_copy(
+        update={
+            "bootstrap_servers": durable_broker.bootstrap,
+            "fetch_wait_max_ms": DURABLE_FETCH_WAIT_MS,  # what `headwater dev --durable` uses
+        }
+    )
     run = ChaosRun(
         kafka,
         settings.postgres.dsn.get_secret_value(),
