@@ -116,7 +116,9 @@ class ChaosRun:
         self.db_name = f"headwater_chaos_{uuid.uuid4().hex[:12]}"
         self.namespace = f"chaos.n{uuid.uuid4().hex[:8]}"
         self.figures = Figures(seconds, rate, self.seed)
-        self.config = StackConfig(kafka.bootstrap_servers, "", work)
+        self.config = StackConfig(
+            kafka.bootstrap_servers, "", work, fetch_wait_ms=kafka.fetch_wait_max_ms
+        )
         self.kafka = kafka.model_copy(
             update={"topic_prefix": self.config.topic_prefix, "partitions": PARTITIONS}
         )

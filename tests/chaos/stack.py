@@ -34,7 +34,7 @@ LAYOUT: dict[str, int] = {"executor": 2, "worker": 2, "projector": 1, "triggers"
 # short one lets the survivors take over a SIGKILLed member's partitions within seconds.
 SESSION_TIMEOUT_MS = 3000
 HEARTBEAT_MS = 500
-FETCH_WAIT_MS = 5
+FETCH_WAIT_MS = 5  # the default; a run against a durable broker passes a longer one
 PARTITIONS = 4
 
 
@@ -137,6 +137,7 @@ class StackConfig:
     # The API refuses to serve without credentials; the load sends this bearer key.
     api_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    fetch_wait_ms: int = FETCH_WAIT_MS
 
 
 class ChaosStack:
@@ -171,7 +172,7 @@ class ChaosStack:
             "HEADWATER_KAFKA__PARTITIONS": str(PARTITIONS),
             "HEADWATER_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "HEADWATER_KAFKA__HEARTBEAT_INTERVAL_MS": str(HEARTBEAT_MS),
-            "HEADWATER_KAFKA__FETCH_WAIT_MAX_MS": str(FETCH_WAIT_MS),
+            "HEADWATER_KAFKA__FETCH_WAIT_MAX_MS": str(c.fetch_wait_ms),
             "HEADWATER_KAFKA__REQUEST_TIMEOUT_S": "5",
             "HEADWATER_KAFKA__CLIENT_ID": f"chaos-{label}",
             "HEADWATER_POSTGRES__DSN": c.dsn,
