@@ -43,6 +43,15 @@ STALL_CHECK_S = 5.0
 STALL_CHECK_GAP_S = 3 * STALL_CHECK_S
 # One watermark/position/committed request of the check.
 STALL_CALL_S = 5.0
+# After a patient read, the broker is likely to serve the next batches the same way (a fetch
+# wait too short for it): check this often for this long, so a consumer that can only read
+# patiently still keeps up within seconds instead of one batch per two slow checks.
+PATIENT_CHECK_S = 1.0
+PATIENT_MODE_S = 60.0
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 class StallCheck:
@@ -54,6 +63,7 @@ class StallCheck:
         self._saturated = False  # a poll since the last check came back full
         self._behind: dict[Partition, int] = {}  # partition -> position seen behind last time
         self._patient_at: dict[Partition, int] = {}  # where a patient read started last
+        self._patient_until = 0.0  # checks every PATIENT_CHECK_S until then
 
     def polled(self, records: int, max_records: int) -> None:
         """A full batch: the caller, not the client, sets the pace (no verdict this time)."""
@@ -69,9 +79,10 @@ class StallCheck:
         """Check if it is time; the records read patiently for stalled partitions (the
         client is sought past them), to hand out before the client's own."""
         reader = self._reader
-        now = time.monotonic()
+        now = _now()
         since = now - self._checked_at
-        if not reader.assigned or since < STALL_CHECK_S:
+        every = PATIENT_CHECK_S if now < self._patient_until else STALL_CHECK_S
+        if not reader.assigned or since < every:
             return []
         self._checked_at = now
         if since > STALL_CHECK_GAP_S or self._saturated:
@@ -119,6 +130,7 @@ class StallCheck:
                 retriable=False,
             )
         self._patient_at[partition] = pos
+        self._patient_until = _now() + PATIENT_MODE_S
         return await reader.read_patiently(partition, pos, high)
 
 

@@ -56,6 +56,7 @@ class _Reader:
 @pytest.fixture(autouse=True)
 def _every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stall, "STALL_CHECK_S", 0.0)
+    monkeypatch.setattr(stall, "PATIENT_CHECK_S", 0.0)
     monkeypatch.setattr(stall, "STALL_CHECK_GAP_S", float("inf"))
 
 
@@ -130,3 +131,29 @@ def test_where_a_partition_was_sought_counts_when_the_client_knows_no_position()
     assert ends(client, [P], {P: 8}) == [(P, 8, 9)]  # type: ignore[arg-type]
     # Never sought: the committed offset (not the sought position of another partition).
     assert ends(client, [P], {("t", 1): 8}) == [(P, 5, 9)]  # type: ignore[arg-type]
+
+
+async def test_after_a_patient_read_the_check_runs_every_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(stall, "_now", lambda: clock[0])
+    monkeypatch.setattr(stall, "STALL_CHECK_S", 5.0)
+    monkeypatch.setattr(stall, "PATIENT_CHECK_S", 1.0)
+    reader = _Reader([(3, 9), (3, 9), (9, 12), (9, 12)], served=3)
+    reader.patient_records = [_record(o) for o in range(3, 9)]
+    check = stall.StallCheck(reader)  # type: ignore[arg-type]
+
+    async def at(t: float) -> list[Record]:
+        clock[0] = t
+        return await check.run(None)  # type: ignore[arg-type]
+
+    await at(1000.0)  # behind at 3 ...
+    assert await at(1003.0) == []  # (no check before STALL_CHECK_S)
+    assert len(await at(1005.0)) == 6  # ... still at 3: read patiently
+    await at(1006.0)  # one second later: checked (behind at 9) ...
+    reader.patient_records = [_record(o) for o in range(9, 12)]
+    reader.served = 9
+    assert len(await at(1007.0)) == 3  # ... and read patiently at 9 the next second
+    assert reader.patient_from == [3, 9]
+    assert reader.ends == []
