@@ -11,7 +11,10 @@ and a fresh consumer with a patient fetch wait tells why (:func:`engine.bus.gaps
   reads back from storage only to a fetch that waits long enough (measured after a durable
   restart: fresh readers with a 5 ms wait received nothing at such offsets for 3 s; with
   100 ms they read them all). The records are read patiently
-  (:meth:`AsyncConsumer.read_patiently`) and handed out as if the consumer had read them.
+  (:meth:`AsyncConsumer.read_patiently`) and handed out as if the consumer had read them;
+  for a minute after that the check runs every second (:data:`PATIENT_CHECK_S`). The remedy
+  is a longer fetch wait (``HEADWATER_KAFKA__FETCH_WAIT_MAX_MS``, 100 ms for a durable Tansu):
+  this keeps a consumer with a too-short one reading, slowly.
 - served to a patient read once already at that very position, and still nothing: raise
   :class:`BusError` (supervised, the component restarts with a new client).
 
