@@ -92,8 +92,8 @@ class KafkaSettings(_Section):
             "drops it as delivered (tests/chaos/probe_durable.py). Safe to enable on Kafka."
         ),
     )
-    # Security of the bus connection; engine.bus.config.client_config maps these to
-    # librdkafka and deploy/OPERATIONS.md ("Connecting to a TLS/SASL cluster") shows examples.
+    # Security of the bus connection; client_config() maps these to librdkafka and
+    # deploy/OPERATIONS.md ("Connecting to a TLS/SASL cluster") shows examples.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT",
         description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
@@ -143,8 +143,7 @@ class KafkaSettings(_Section):
         """The librdkafka settings every client of this cluster shares: bootstrap.servers,
         client.id (``{client_id}-{role}`` with a role) and the security keys; nothing for
         security under PLAINTEXT. The one builder: every confluent-kafka client of the bus
-        starts from it. Holds the SASL and key passwords in clear: log it only through
-        engine.bus.config.redacted."""
+        starts from it. Holds the SASL and key passwords in clear: never log it."""
         config = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": f"{self.client_id}-{role}" if role else self.client_id,

@@ -78,11 +78,9 @@ class KafkaProduceTask:
     than transactional: brokers like Tansu do not honour transactions (SERVICES.md).
     """
 
-    def __init__(self, default_cluster: str | Mapping[str, str] | None = None) -> None:
-        """``default_cluster``: the bus's bootstrap servers, or its client config
-        (``KafkaSettings.client_config()``: with the bus's TLS/SASL settings)."""
-        if isinstance(default_cluster, str):
-            default_cluster = {"bootstrap.servers": default_cluster}
+    def __init__(self, default_cluster: Mapping[str, str] | None = None) -> None:
+        """``default_cluster``: the bus's client config (``KafkaSettings.client_config()``,
+        with its TLS/SASL settings)."""
         self.default_config = dict(default_cluster or {})
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:

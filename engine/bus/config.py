@@ -5,8 +5,6 @@ Headwater's own bus starts from it: AsyncProducer, AsyncConsumer, BusAdmin, the 
 log.Fetch, and the worker's Kafka Produce task when it writes to the bus). This module holds
 what surrounds it:
 
-- :func:`redacted`: a librdkafka config fit for a log line or an error message. The builder's
-  output holds the SASL and key passwords in clear (librdkafka needs them so); print only this.
 - :func:`foreign_cluster`: settings for a cluster a user names (a Kafka trigger's
   ``properties.bootstrap.servers``). It keeps the bus's client tuning and drops the bus's
   credentials: a flow author must not be able to send Headwater's SASL password to a server
@@ -21,15 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from engine.errors import ConfigError
 from engine.settings import KafkaSettings
 
-MASK = "**********"  # what pydantic's SecretStr prints
-# librdkafka settings whose value is a secret: the SASL and key passwords, OAuth client
-# secrets, keystore passwords, and whatever a future version names so.
-_SECRET_WORDS = ("password", "secret", "jaas", "token")
 # The KafkaSettings fields that say how to authenticate to the bus (and nothing else).
 SECURITY_FIELDS = (
     "security_protocol",
@@ -49,17 +42,6 @@ _JAAS_MODULES = {
 }
 _JAAS = re.compile(r"^\s*(?P<module>[\w.$]+)\s+required\b(?P<options>.*?);?\s*$", re.DOTALL)
 _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
-
-
-def is_secret(key: str) -> bool:
-    """Whether the librdkafka setting ``key`` holds a secret."""
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with every secret value masked (for logs, errors and ``repr``)."""
-    return {k: MASK if is_secret(k) and v not in ("", None) else v for k, v in config.items()}
 
 
 def foreign_cluster(settings: KafkaSettings, bootstrap: str) -> KafkaSettings:

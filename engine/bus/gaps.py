@@ -32,7 +32,7 @@ from engine.errors import BusError
 log = logging.getLogger(__name__)
 
 # The first offset's probe also connects to the broker and may meet one that is still busy
-# recovering: give it time, it decides between "stuck client" and "gap".
+# recovering: give it time, it decides between "served" (read patiently) and "gap".
 FIRST_PROBE_S = 5.0
 # Each further offset: this many fetch waits (Tansu answers an empty fetch after one wait),
 # and never less than PROBE_MIN_S: a served offset answers in about one round trip, but a
@@ -41,10 +41,9 @@ FIRST_PROBE_S = 5.0
 PROBE_FETCH_WAITS = 3
 PROBE_MIN_S = 0.3
 # The fetch wait of a probe and of read_patiently, at least: Tansu in S3 mode serves a batch
-# it has to read back from S3 (those stored before a restart) only to a fetch that waits long
-# enough. Measured in the durable chaos run: fresh readers with a 5 ms wait received nothing
-# at such offsets for 3 s, again after another reader had read them; with 100 ms they read
-# them all.
+# it has to read back from S3 (seen after a restart) only to a fetch that waits long enough.
+# Measured in the durable chaos run: fresh readers with a 5 ms wait received nothing at such
+# offsets for 3 s, again after another reader had read them; with 100 ms they read them all.
 PATIENT_FETCH_WAIT_MS = 250
 # One read_patiently call stops after this long or this many records (the stall check calls
 # it again when the reader is still behind).
