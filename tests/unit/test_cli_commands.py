@@ -11,9 +11,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from engine.apiclient import ApiClient, ApiError
 from engine.cli import app
-from engine.cli_support import EXIT_UNREACHABLE, EXIT_USAGE
+from engine.cli.apiclient import ApiClient, ApiError
+from engine.cli.support import EXIT_UNREACHABLE, EXIT_USAGE
 from engine.errors import NotFoundError, ServiceError
 from engine.settings import ClientSettings
 

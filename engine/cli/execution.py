@@ -2,7 +2,7 @@
 
 ``follow`` (and ``headwater run``) show the task runs as a live table and stream the log
 lines above it, then exit with the execution's outcome: 0 for SUCCESS or WARNING, 1 for any
-other final state (see :mod:`engine.cli_support` for the other codes).
+other final state (see :mod:`engine.cli.support` for the other codes).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from engine.apiclient import ApiClient
-from engine.cli_support import (
+from engine.cli.apiclient import ApiClient
+from engine.cli.support import (
     EXIT_FAILED,
     GOOD_STATES,
     duration,

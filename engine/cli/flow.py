@@ -72,7 +72,7 @@ def deploy(
     ] = False,
 ) -> None:
     """Validate, then deploy flow files through the API (exit 2 if any file is invalid)."""
-    from engine.cli_support import EXIT_USAGE, fail, print_json, with_api
+    from engine.cli.support import EXIT_USAGE, fail, print_json, with_api
 
     sources = {}
     invalid = 0
@@ -104,7 +104,7 @@ def list_flows(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the deployed flows."""
-    from engine.cli_support import print_json, with_api
+    from engine.cli.support import print_json, with_api
 
     flows = with_api(lambda api: api.list_flows(namespace))
     if as_json:
@@ -125,7 +125,7 @@ def delete(
     flow_id: Annotated[str, typer.Argument(help="The flow's id.")],
 ) -> None:
     """Delete a deployed flow (its revisions and executions stay readable)."""
-    from engine.cli_support import with_api
+    from engine.cli.support import with_api
 
     with_api(lambda api: api.delete_flow(namespace, flow_id))
     typer.echo(f"deleted {namespace}.{flow_id}")

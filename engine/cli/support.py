@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 import typer
 
-from engine.apiclient import ApiClient, ApiError
+from engine.cli.apiclient import ApiClient, ApiError
 from engine.errors import HeadwaterError, ServiceError
 
 T = TypeVar("T")

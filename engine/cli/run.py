@@ -17,10 +17,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from engine.apiclient import ApiClient
-from engine.cli_execution import outcome, watch
-from engine.cli_support import EXIT_FAILED, EXIT_USAGE, GOOD_STATES, fail, parse_pairs, print_json
-from engine.cli_support import run_async as run_command
+from engine.cli.apiclient import ApiClient
+from engine.cli.execution import outcome, watch
+from engine.cli.support import EXIT_FAILED, EXIT_USAGE, GOOD_STATES, fail, parse_pairs, print_json
+from engine.cli.support import run_async as run_command
 from engine.flows import FlowValidationError, load_flow_file
 from engine.settings import ClientSettings, Settings
 
