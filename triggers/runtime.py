@@ -35,7 +35,7 @@ from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
 from engine.errors import HeadwaterError
-from engine.flowstore import FlowFollower
+from engine.flows.store import FlowFollower
 from engine.reducer.ids import iso
 from engine.settings import Settings
 from engine.wire import command_record

@@ -40,7 +40,7 @@ import orjson
 
 from engine.errors import ExpressionError
 from engine.expressions import render
-from engine.inputs import InputValidationError, flow_default_renderer, resolve_inputs
+from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.reducer.commands import StartExecution
 from schemas.envelope import new_id
 from triggers.conditions import condition_scope, simple_holds

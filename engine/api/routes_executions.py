@@ -33,7 +33,7 @@ from engine.api.models import (
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.routes_flows import decode_cursor, encode_cursor
 from engine.api.services import ApiServices
-from engine.inputs import InputValidationError, flow_default_renderer, resolve_inputs
+from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.commands import (
     Command,

@@ -24,7 +24,7 @@ from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics, topics_for
 from engine.errors import BusError, DatabaseError
-from engine.flowstore import FlowFollower, FlowStore
+from engine.flows.store import FlowFollower, FlowStore
 from engine.projector.schema import migrate
 from engine.secrets import SecretMasker, secret_masker
 from engine.settings import Settings

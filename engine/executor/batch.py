@@ -34,7 +34,7 @@ from engine.bus.topics import Topics
 from engine.executor import admission as adm
 from engine.executor.inline import InlineRunner
 from engine.executor.store import StateStore
-from engine.flowstore import FlowStore
+from engine.flows.store import FlowStore
 from engine.reducer.commands import ChildExecutionEnded, Command, StartExecution
 from engine.reducer.context import index_tasks
 from engine.reducer.decide import decide

@@ -52,7 +52,7 @@ from engine.executor.batch import BatchDecider, Decide, UnknownExecution
 from engine.executor.inline import InlineRunner
 from engine.executor.restore import read_partitions
 from engine.executor.store import StateStore
-from engine.flowstore import FlowFollower, FlowStore
+from engine.flows.store import FlowFollower, FlowStore
 from engine.reducer.commands import TimerFired
 from engine.reducer.decide import decide
 from engine.settings import Settings

@@ -1,4 +1,5 @@
-"""Flow definitions: load, normalize and validate Kestra-format flow YAML.
+"""Flow definitions: load, normalize and validate Kestra-format flow YAML; their inputs
+(:mod:`.inputs`, :mod:`.input_types`) and the deployed flows followed from hw.flows (:mod:`.store`).
 
 load_flow(text, filename="<flow>") -> Flow     raises FlowValidationError with all problems
 load_flow_file(path) -> Flow

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from engine.bus.consumer import Record
-from engine.inputs import secret_input_ids as declared_secret_ids
+from engine.flows.inputs import secret_input_ids as declared_secret_ids
 from engine.reducer.states import State
 from engine.secrets import SecretMasker
 from schemas.envelope import Envelope, EnvelopeError, decode

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from engine.inputs import declared_defaults, secret_input_ids
+from engine.flows.inputs import declared_defaults, secret_input_ids
 from engine.reducer.ids import iso, task_run_id
 from engine.reducer.model import (
     JSON,

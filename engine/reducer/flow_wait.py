@@ -14,7 +14,7 @@ counts finished iterations, from 0.
 
 from __future__ import annotations
 
-from engine.inputs import InputValidationError, resolve_inputs
+from engine.flows.inputs import InputValidationError, resolve_inputs
 from engine.reducer.context import Ctx, Flowable, register
 from engine.reducer.ids import make_id, parse_duration, seconds_between
 from engine.reducer.model import JSON, TaskRun, Timer

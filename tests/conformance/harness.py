@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from engine.inputs import InputValidationError, resolve_inputs
+from engine.flows.inputs import InputValidationError, resolve_inputs
 from engine.reducer.commands import Admitted
 from engine.reducer.model import (
     ChildExecutionEnded,

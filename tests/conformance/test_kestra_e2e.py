@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from engine.flows import FlowValidationError
-from engine.inputs import InputValidationError, resolve_inputs
+from engine.flows.inputs import InputValidationError, resolve_inputs
 from tests.conformance.e2e_stack import FastClock, Stack, stack_settings
 from tests.conformance.e2e_world import E2EWorld, Router
 from tests.conformance.harness import (

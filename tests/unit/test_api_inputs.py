@@ -9,14 +9,14 @@ import pytest
 from pydantic import SecretStr
 
 from engine.api.auth import Authenticator
-from engine.inputs import InputProblem, InputValidationError, resolve_inputs
+from engine.flows.inputs import InputProblem, InputValidationError, resolve_inputs
 from engine.settings import ApiSettings
 
 
 def validate_inputs(
     declared: list[dict[str, Any]], given: dict[str, Any]
 ) -> tuple[dict[str, Any], list[InputProblem]]:
-    """What the API does when an execution is created (engine.inputs, typed mode)."""
+    """What the API does when an execution is created (engine.flows.inputs, typed mode)."""
     try:
         return resolve_inputs(declared, given, mode="typed"), []
     except InputValidationError as exc:

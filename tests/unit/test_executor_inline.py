@@ -11,7 +11,7 @@ from engine.executor.batch import BatchDecider, BatchResult
 from engine.executor.inline import InlineRunner
 from engine.executor.store import StateStore
 from engine.flows import flow_to_dict, load_flow
-from engine.flowstore import FlowStore
+from engine.flows.store import FlowStore
 from engine.reducer.commands import StartExecution
 from engine.settings import KafkaSettings
 from engine.wire import command_record, decode_job, decode_log, state_record

@@ -11,7 +11,7 @@ from engine.executor.admission import Admission, needs_admission_flow
 from engine.executor.batch import BatchDecider
 from engine.executor.store import StateStore
 from engine.executor.timers import TimerWheel, parse_fire_at
-from engine.flowstore import FlowStore
+from engine.flows.store import FlowStore
 from engine.reducer.commands import StartExecution
 from engine.reducer.model import ExecutionState, State, Timer
 from engine.settings import KafkaSettings

@@ -14,7 +14,7 @@ from engine.executor import restore
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider, UnknownExecution
 from engine.executor.store import StateStore
-from engine.flowstore import FlowStore
+from engine.flows.store import FlowStore
 from engine.reducer.commands import Kill
 from engine.settings import KafkaSettings
 from engine.wire import command_record

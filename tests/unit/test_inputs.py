@@ -1,4 +1,4 @@
-"""engine.inputs: Kestra's typed input validation and coercion, every problem at once."""
+"""engine.flows.inputs: Kestra's typed input validation and coercion, every problem at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ExpressionError, FlowError
-from engine.inputs import (
+from engine.flows.inputs import (
     InputValidationError,
     declared_defaults,
     flow_default_renderer,

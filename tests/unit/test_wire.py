@@ -9,7 +9,7 @@ import pytest
 
 from engine import wire
 from engine.bus.topics import topics_for
-from engine.flowstore import FlowStore
+from engine.flows.store import FlowStore
 from engine.reducer.commands import ParentRef, StartExecution, TaskResult
 from engine.reducer.model import Event, ExecutionState, Job, State, StopJob
 from engine.settings import KafkaSettings

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import FlowError, HeadwaterError
-from engine.input_types import InvalidValue, kind_of, parse_value, shown
+from engine.flows.input_types import InvalidValue, kind_of, parse_value, shown
 
 InputsMode = Literal["typed", "raw", "none"]
 

@@ -1,6 +1,6 @@
 """Parsing one input value to its declared Kestra type, with that type's constraints.
 
-:func:`parse_value` is what :func:`engine.inputs.resolve_inputs` applies to each input: STRING
+:func:`parse_value` is what :func:`engine.flows.inputs.resolve_inputs` applies to each input: STRING
 and SECRET (``validator``), ENUM / SELECT / MULTISELECT (``values``, ``allowCustomValue``),
 INT / FLOAT (``min``/``max``), BOOLEAN, DATETIME / DATE / TIME (``after``/``before``, kept as
 ISO text), DURATION (``min``/``max``), JSON, YAML, URI, EMAIL, FILE (a URI, optionally with
