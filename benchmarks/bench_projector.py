@@ -27,11 +27,11 @@ from typing import Any
 import asyncpg
 
 from engine.bus import AsyncProducer, BusAdmin, OutRecord, ensure_topics
+from engine.bus.wire import event_record, log_record, out
 from engine.projector import Projector
 from engine.projector.databases import create_database, drop_database
 from engine.reducer.model import Event
 from engine.settings import ProjectorSettings, Settings, load_settings
-from engine.wire import event_record, log_record, out
 
 
 def _ts() -> str:

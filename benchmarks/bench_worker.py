@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, OutRecord
+from engine.bus.wire import decode_command, job_record
 from engine.reducer.model import Job
 from engine.settings import Settings, WorkerSettings, load_settings
-from engine.wire import decode_command, job_record
 from engine.worker import Worker, build_registry
 from executors.base import TaskContext
 

@@ -34,11 +34,11 @@ from engine.bus.consumer import AsyncConsumer, Record
 from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
+from engine.bus.wire import command_record
 from engine.errors import HeadwaterError
 from engine.flows.store import FlowFollower
 from engine.reducer.ids import iso
 from engine.settings import Settings
-from engine.wire import command_record
 from schemas.envelope import EnvelopeError
 from triggers import model as m
 from triggers.flow_trigger import FlowTriggerSource

@@ -33,6 +33,7 @@ from engine.api.models import (
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.routes_flows import decode_cursor, encode_cursor
 from engine.api.services import ApiServices
+from engine.bus.wire import command_record
 from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.commands import (
@@ -45,7 +46,6 @@ from engine.reducer.commands import (
     StartExecution,
 )
 from engine.reducer.states import State
-from engine.wire import command_record
 from schemas.envelope import format_time, new_id
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")

@@ -25,8 +25,8 @@ from engine.api.models import (
 )
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.services import ApiServices
+from engine.bus.wire import FlowRecord, decode_flow, flow_deleted_record, flow_deployed_record
 from engine.flows import FlowValidationError, flow_to_dict, load_flow
-from engine.wire import FlowRecord, decode_flow, flow_deleted_record, flow_deployed_record
 from schemas.flow import Flow
 
 YAML_BODY: dict[str, Any] = {

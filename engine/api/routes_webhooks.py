@@ -30,10 +30,10 @@ from fastapi import APIRouter, Request, Response
 from engine.api.models import ExecutionCreated, labels_to_list
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.services import ApiServices
+from engine.bus.wire import command_record
 from engine.errors import DatabaseError
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.states import State
-from engine.wire import command_record
 from schemas.envelope import EnvelopeError
 from triggers import webhook as hook
 

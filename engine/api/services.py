@@ -23,12 +23,12 @@ from engine.bus.admin import BusAdmin
 from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics, topics_for
+from engine.bus.wire import KeyValue
 from engine.errors import BusError, DatabaseError
 from engine.flows.store import FlowFollower, FlowStore
 from engine.projector.schema import migrate
 from engine.secrets import SecretMasker, secret_masker
 from engine.settings import Settings
-from engine.wire import KeyValue
 
 log = logging.getLogger(__name__)
 

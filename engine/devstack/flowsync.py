@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 from engine.bus.producer import AsyncProducer
 from engine.bus.topics import topics_for
+from engine.bus.wire import decode_flow, flow_deleted_record, flow_deployed_record
 from engine.flows import FlowValidationError, flow_to_dict, load_flow
 from engine.flows.store import FlowFollower, FlowStore
 from engine.settings import KafkaSettings
-from engine.wire import decode_flow, flow_deleted_record, flow_deployed_record
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,7 @@ from typing import Any
 
 from engine.bus.consumer import Record
 from engine.bus.producer import OutRecord
-from engine.reducer.admission import FlowSlots, admit, release
-from engine.reducer.commands import Admitted, StartExecution
-from engine.reducer.ids import make_id
-from engine.wire import (
+from engine.bus.wire import (
     admission_release_record,
     admission_request_record,
     command_record,
@@ -36,6 +33,9 @@ from engine.wire import (
     out,
     slots_record,
 )
+from engine.reducer.admission import FlowSlots, admit, release
+from engine.reducer.commands import Admitted, StartExecution
+from engine.reducer.ids import make_id
 from schemas.envelope import EnvelopeError
 
 log = logging.getLogger(__name__)

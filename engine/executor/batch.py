@@ -31,16 +31,7 @@ from datetime import datetime
 from engine.bus.consumer import Record
 from engine.bus.producer import OutRecord
 from engine.bus.topics import Topics
-from engine.executor import admission as adm
-from engine.executor.inline import InlineRunner
-from engine.executor.store import StateStore
-from engine.flows.store import FlowStore
-from engine.reducer.commands import ChildExecutionEnded, Command, StartExecution
-from engine.reducer.context import index_tasks
-from engine.reducer.decide import decide
-from engine.reducer.ids import make_id
-from engine.reducer.model import Decision, ExecutionState, OutgoingCommand, StopJob
-from engine.wire import (
+from engine.bus.wire import (
     admission_decided,
     command_record,
     decode_command_envelope,
@@ -52,6 +43,15 @@ from engine.wire import (
     state_record,
     stop_job_record,
 )
+from engine.executor import admission as adm
+from engine.executor.inline import InlineRunner
+from engine.executor.store import StateStore
+from engine.flows.store import FlowStore
+from engine.reducer.commands import ChildExecutionEnded, Command, StartExecution
+from engine.reducer.context import index_tasks
+from engine.reducer.decide import decide
+from engine.reducer.ids import make_id
+from engine.reducer.model import Decision, ExecutionState, OutgoingCommand, StopJob
 from schemas.envelope import EnvelopeError
 
 log = logging.getLogger(__name__)

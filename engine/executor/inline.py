@@ -10,8 +10,8 @@ What makes that safe:
 
 - The run has no side effect outside what it returns: its log lines are collected and produced
   with the batch's other records, so a batch that is redone after a crash runs the task again
-  from the previous snapshot and produces the same ids (:func:`engine.wire.result_command_id`,
-  :func:`engine.wire.worker_log_id`); consumers deduplicate as for any redone batch.
+  from the previous snapshot and produces the same ids (:func:`engine.bus.wire.result_command_id`,
+  :func:`engine.bus.wire.worker_log_id`); consumers deduplicate as for any redone batch.
 - Anything the executor cannot provide sends the job to a worker as before, with the inline
   attempt discarded: a task on a worker group, an expression calling ``secret()``, ``read()``
   or ``kv()`` (their hooks only mark the attempt), a coroutine that would suspend, outputs
@@ -33,11 +33,11 @@ from typing import Any, NoReturn
 import orjson
 
 from engine.bus.producer import OutRecord
+from engine.bus.wire import out, result_command_id
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import TaskResult, TaskStarted
 from engine.reducer.ids import make_id
 from engine.reducer.model import Job
-from engine.wire import out, result_command_id
 from engine.worker.logs import line_record
 from engine.worker.run import MAX_ERROR_LOGS
 from engine.worker.secrets import mask, secret_inputs

@@ -16,7 +16,7 @@ Why a crash anywhere is safe without transactions (Tansu does not honour them):
   redelivered commands hit states whose dedup window (``ExecutionState.seen``) already holds
   their command ids: ``decide`` answers ``duplicate`` and nothing is produced again.
 - Timers are re-armed from the restored snapshots; a timer that had already been sent fires
-  again with the same deterministic command id (:func:`engine.wire.timer_command_id`), and the
+  again with the same deterministic command id (:func:`engine.bus.wire.timer_command_id`), and the
   reducer drops it. Timers are armed in the wheel before the batch's produce is acknowledged:
   if that produce fails, the process stops and the redo re-arms them from the old snapshot.
 
@@ -46,6 +46,7 @@ from engine.bus.consumer import AsyncConsumer, Partition, Record
 from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import ensure_topics
+from engine.bus.wire import command_record, out, timer_command_id
 from engine.errors import BusError
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider, Decide, UnknownExecution
@@ -56,7 +57,6 @@ from engine.flows.store import FlowFollower, FlowStore
 from engine.reducer.commands import TimerFired
 from engine.reducer.decide import decide
 from engine.settings import Settings
-from engine.wire import command_record, out, timer_command_id
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.bus.consumer import Record
+from engine.bus.wire import decode_snapshot
 from engine.executor.timers import TimerWheel, parse_fire_at
 from engine.reducer.model import JSON, ExecutionState
-from engine.wire import decode_snapshot
 from schemas.envelope import EnvelopeError
 
 log = logging.getLogger(__name__)

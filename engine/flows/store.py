@@ -20,9 +20,9 @@ from typing import Any
 
 from engine.bus.consumer import AsyncConsumer
 from engine.bus.supervise import Supervised
+from engine.bus.wire import FlowRecord, decode_flow, flow_key
 from engine.errors import BusError
 from engine.settings import KafkaSettings
-from engine.wire import FlowRecord, decode_flow, flow_key
 from schemas.envelope import EnvelopeError
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ consistent for the case Fetch exists for. Every earlier task's lines were acknow
 broker before its TaskResult was sent (engine.worker.run), so a Fetch later in the same
 execution finds all of them; the read model may lag the topic (the projector batches), and a
 worker would need a database connection for one task type. The executor's own lines (flowable
-tasks, expression warnings) are on hw.logs too (engine.wire.log_record_from_event), as in
+tasks, expression warnings) are on hw.logs too (engine.bus.wire.log_record_from_event), as in
 Kestra's log repository.
 
 Cost: hw.logs is keyed by execution id, but which partition a key lands on is the producer's
@@ -31,8 +31,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from engine.bus.wire import decode_log
 from engine.settings import KafkaSettings
-from engine.wire import decode_log
 from executors.base import LEVELS, LogLevel, LogLine, TaskError
 from schemas.envelope import EnvelopeError
 

@@ -3,7 +3,7 @@
 ``ctx.log`` is synchronous (a script's reader calls it per line), so :meth:`LogShipper.add`
 only appends to a buffer; a background loop hands the buffer to the producer every
 :data:`FLUSH_INTERVAL_S` or as soon as :data:`BATCH_MAX` lines wait. Each line gets the id
-``f"{task_run_id}:{attempt}:{n}"`` (:func:`engine.wire.worker_log_id`), so a projector that
+``f"{task_run_id}:{attempt}:{n}"`` (:func:`engine.bus.wire.worker_log_id`), so a projector that
 sees a line twice (a redelivered task) stores it once.
 """
 
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from engine.bus.producer import AsyncProducer, Delivered
-from engine.wire import KeyValue, log_record, worker_log_id
+from engine.bus.wire import KeyValue, log_record, worker_log_id
 from executors.base import LogLine, iso_millis
 
 log = logging.getLogger(__name__)

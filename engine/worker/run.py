@@ -25,11 +25,11 @@ from typing import Any
 import orjson
 
 from engine.bus.producer import AsyncProducer
+from engine.bus.wire import command_record, result_command_id
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import Command, Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job
 from engine.storage import LocalStorage, TaskLocation, offload_outputs
-from engine.wire import command_record, result_command_id
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs

@@ -39,13 +39,13 @@ from engine.bus.consumer import AsyncConsumer, Record
 from engine.bus.producer import AsyncProducer
 from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
+from engine.bus.wire import decode_job, jobs_topic
 from engine.errors import BusError
 from engine.kv import KafkaKV, ensure_kv_topic
 from engine.reducer.model import StopJob
 from engine.secrets import SecretStore
 from engine.settings import Settings
 from engine.storage import LocalStorage
-from engine.wire import decode_job, jobs_topic
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper

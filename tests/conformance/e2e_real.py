@@ -23,9 +23,9 @@ from pathlib import Path
 
 from engine.bus import AsyncConsumer
 from engine.bus.supervise import Supervised
+from engine.bus.wire import decode_log
 from engine.settings import Settings
 from engine.storage import LocalStorage, TaskLocation
-from engine.wire import decode_log
 from engine.worker import Worker
 from executors.base import LEVELS, LogLine
 from triggers.state import decode_state

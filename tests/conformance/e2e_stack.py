@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.bus import AsyncProducer, BusAdmin
 from engine.bus.supervise import Supervised
+from engine.bus.wire import command_record, flow_deployed_record
 from engine.errors import BusError
 from engine.executor import Executor
 from engine.executor.processor import Clock
@@ -25,7 +26,6 @@ from engine.reducer.commands import Command, StartExecution
 from engine.reducer.ids import make_id
 from engine.reducer.model import ExecutionState
 from engine.settings import ExecutorSettings, KafkaSettings, Settings
-from engine.wire import command_record, flow_deployed_record
 from tests.conformance.e2e_real import RealWorker
 from tests.conformance.e2e_worker import SimWorker
 

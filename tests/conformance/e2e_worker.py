@@ -20,10 +20,10 @@ from typing import Any
 
 from engine.bus import AsyncConsumer, AsyncProducer, OutRecord, Record
 from engine.bus.supervise import Supervised
+from engine.bus.wire import command_record, decode_job, result_command_id
 from engine.reducer.commands import Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job, StopJob
 from engine.settings import KafkaSettings
-from engine.wire import command_record, decode_job, result_command_id
 from executors.base import LEVELS, LogLevel, LogLine, TaskContext
 from executors.core import InMemoryKV
 from executors.registry import Registry, core_registry

@@ -3,7 +3,7 @@
 Each realtime trigger turns bytes it does not control into trigger variables, then into a
 StartExecution that must travel on hw.commands. For any payload the contract is: either the
 parser refuses it with its MalformedPayload (a clear, recorded trigger error), or the command
-is built AND encodes (``engine.wire.command_record``). Anything else (a TypeError from the
+is built AND encodes (``engine.bus.wire.command_record``). Anything else (a TypeError from the
 encoder, a RecursionError) would crash or wedge the trigger source on one bad message.
 
 Payloads: arbitrary bytes, invalid UTF-8, JSON of every shape, deeply nested JSON (up to and
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.bus.consumer import Record
-from engine.wire import command_record
+from engine.bus.wire import command_record
 from triggers import amqp, kafka, mqtt
 from triggers.model import TriggerRef
 from triggers.payloads import MAX_JSON_DEPTH, MalformedPayload

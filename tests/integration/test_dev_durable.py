@@ -32,13 +32,13 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from engine.bus.topics import topics_for
+from engine.bus.wire import decode_flow
 from engine.devstack import broker as broker_module
 from engine.devstack import postgres as postgres_module
 from engine.devstack.broker import Broker, PortTaken, kafka_answers, wait_until
 from engine.devstack.postgres import Postgres
 from engine.devstack.procs import HOST, Child, pick_port
 from engine.settings import Settings
-from engine.wire import decode_flow
 from schemas.envelope import decode
 from tests.integration.test_dev_stack import Dev, alive, descendants, said, wait_for
 

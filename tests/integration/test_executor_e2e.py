@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from engine.bus.wire import result_command_id
 from engine.reducer.commands import TaskResult
 from engine.reducer.model import Job, State
-from engine.wire import result_command_id
 from tests.conformance.e2e_stack import Stack, stack_settings
 
 pytestmark = pytest.mark.kafka

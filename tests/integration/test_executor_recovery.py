@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from engine.bus import AsyncConsumer
+from engine.bus.wire import decode_event
 from engine.reducer.model import State
 from engine.settings import Settings
-from engine.wire import decode_event
 from tests.conformance.e2e_stack import Stack, stack_settings
 
 pytestmark = pytest.mark.kafka

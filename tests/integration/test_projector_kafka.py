@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 
 from engine.bus import AsyncProducer, BusAdmin, Topics, ensure_topics
+from engine.bus.wire import event_record, flow_deployed_record, log_record, out
 from engine.errors import BusError
 from engine.projector import MASK, Projector, migrate
 from engine.projector.databases import create_database, drop_database
 from engine.reducer.model import Event
 from engine.settings import KafkaSettings, ProjectorSettings, Settings
-from engine.wire import event_record, flow_deployed_record, log_record, out
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

@@ -12,10 +12,10 @@ import pytest
 
 from engine.bus import AsyncProducer
 from engine.bus.topics import Topics
+from engine.bus.wire import event_record
 from engine.reducer.ids import iso
 from engine.reducer.model import Event
 from engine.settings import Settings
-from engine.wire import event_record
 from tests.integration.test_trigger_sources import Commands, deploy, open_env
 from triggers.follow import TopicFollower
 from triggers.ids import execution_id, schedule_coordinates

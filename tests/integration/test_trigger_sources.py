@@ -25,12 +25,12 @@ import pytest
 
 from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, OutRecord, ensure_topics
 from engine.bus.topics import Topics
+from engine.bus.wire import decode_command, flow_deployed_record
 from engine.errors import BusError
 from engine.flows import flow_to_dict, load_flow
 from engine.health_probes import triggers_probe
 from engine.reducer.commands import StartExecution
 from engine.settings import Settings, TriggerSettings
-from engine.wire import decode_command, flow_deployed_record
 from triggers.runtime import TriggerRuntime
 
 N = 1000

@@ -1,6 +1,6 @@
 """The worker process end to end against the real broker (Tansu from deploy/local).
 
-Jobs are produced to a fresh topic prefix exactly as the executor would (``engine.wire``); the
+Jobs are produced to a fresh topic prefix exactly as the executor would (``engine.bus.wire``); the
 test reads what the worker sends back on hw.commands and hw.logs.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, ensure_topics
+from engine.bus.wire import decode_command, decode_log, job_record, stop_job_record
 from engine.errors import BusError
 from engine.reducer.commands import Command
 from engine.reducer.model import Job, StopJob
 from engine.settings import Settings, WorkerSettings
-from engine.wire import decode_command, decode_log, job_record, stop_job_record
 from engine.worker import Worker
 
 pytestmark = pytest.mark.kafka

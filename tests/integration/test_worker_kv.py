@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.bus import AsyncProducer, BusAdmin
+from engine.bus.wire import log_record
 from engine.kv import KafkaKV, ensure_kv_topic
 from engine.settings import Settings
-from engine.wire import log_record
 from executors.base import TaskError, iso_millis
 from tests.integration.test_worker_e2e import (
     Observer,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from engine.bus.consumer import Record
 from engine.bus.topics import topics_for
+from engine.bus.wire import command_record, decode_job, decode_log, state_record
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider, BatchResult
 from engine.executor.inline import InlineRunner
@@ -14,7 +15,6 @@ from engine.flows import flow_to_dict, load_flow
 from engine.flows.store import FlowStore
 from engine.reducer.commands import StartExecution
 from engine.settings import KafkaSettings
-from engine.wire import command_record, decode_job, decode_log, state_record
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 TOPICS = topics_for(KafkaSettings(topic_prefix="x."))

@@ -7,6 +7,14 @@ from typing import Any
 
 from engine.bus.consumer import Record
 from engine.bus.topics import topics_for
+from engine.bus.wire import (
+    admission_release_record,
+    admission_request_record,
+    command_record,
+    decode_command_envelope,
+    slots_record,
+    state_record,
+)
 from engine.executor.admission import Admission, needs_admission_flow
 from engine.executor.batch import BatchDecider
 from engine.executor.store import StateStore
@@ -15,14 +23,6 @@ from engine.flows.store import FlowStore
 from engine.reducer.commands import StartExecution
 from engine.reducer.model import ExecutionState, State, Timer
 from engine.settings import KafkaSettings
-from engine.wire import (
-    admission_release_record,
-    admission_request_record,
-    command_record,
-    decode_command_envelope,
-    slots_record,
-    state_record,
-)
 
 T0 = "2024-06-01T12:00:00.000Z"
 T1 = "2024-06-01T12:00:01.000Z"

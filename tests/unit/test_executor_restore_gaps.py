@@ -10,6 +10,7 @@ from confluent_kafka import TopicPartition
 
 from engine.bus.consumer import Partition, Record
 from engine.bus.topics import topics_for
+from engine.bus.wire import command_record
 from engine.executor import restore
 from engine.executor.admission import Admission
 from engine.executor.batch import BatchDecider, UnknownExecution
@@ -17,7 +18,6 @@ from engine.executor.store import StateStore
 from engine.flows.store import FlowStore
 from engine.reducer.commands import Kill
 from engine.settings import KafkaSettings
-from engine.wire import command_record
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 

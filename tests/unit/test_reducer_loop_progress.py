@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from engine.bus.consumer import Record
+from engine.bus.wire import command_record
 from engine.reducer import flow_each
 from engine.reducer.commands import Command, Restart
 from engine.reducer.decide import decide
 from engine.reducer.model import Decision, ExecutionState
-from engine.wire import command_record
 from tests.unit.test_executor_inline import TOPICS, _decider, _start
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Round trips of every record engine.wire builds, and the flow store's pure core."""
+"""Round trips of every record engine.bus.wire builds, and the flow store's pure core."""
 
 from __future__ import annotations
 

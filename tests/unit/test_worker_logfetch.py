@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from engine.bus.wire import log_record
 from engine.settings import KafkaSettings
-from engine.wire import log_record
 from engine.worker.logfetch import TopicLogSource, _line, _wanted, uuid7_time
 from schemas.envelope import uuid7
 
