@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine import wire
+from engine.bus import wire
 from engine.bus.topics import topics_for
 from engine.flows.store import FlowStore
 from engine.reducer.commands import ParentRef, StartExecution, TaskResult
