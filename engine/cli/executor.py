@@ -1,7 +1,7 @@
 """``headwater executor``: run one executor process (settings from HEADWATER_* variables).
 
 ``--health-port`` (or ``HEADWATER_HEALTH__PORT``) serves /health/live, /health/ready and
-/metrics of this executor (see engine.health).
+/metrics of this executor (see engine.health.server).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import signal
 
 import typer
 
-from engine.health import HEALTH_PORT_HELP
+from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
@@ -23,8 +23,8 @@ async def serve_executor(settings: Settings, health_port: int, stop: asyncio.Eve
     """The executor until ``stop`` (what engine.executor.service.run_executor does, plus the
     health server, which needs the Executor object to read its health)."""
     from engine.executor import Executor
-    from engine.health import health_server
-    from engine.health_probes import executor_probe
+    from engine.health.probes import executor_probe
+    from engine.health.server import health_server
 
     executor = Executor(settings)
     probe = executor_probe(executor)

@@ -13,7 +13,7 @@ import signal
 
 import typer
 
-from engine.health import HEALTH_PORT_HELP
+from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
@@ -28,8 +28,8 @@ async def run_projector(
 ) -> None:
     """Run one projector until SIGTERM/SIGINT or ``stop`` (a failure is re-raised)."""
     from engine.bus import BusAdmin, ensure_topics
-    from engine.health import health_server
-    from engine.health_probes import projector_probe
+    from engine.health.probes import projector_probe
+    from engine.health.server import health_server
     from engine.projector import Projector
     from engine.secrets import secret_masker
 

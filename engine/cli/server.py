@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from engine.errors import ConfigError, HeadwaterError
-from engine.health import HEALTH_PORT_HELP
+from engine.health.server import HEALTH_PORT_HELP
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
 
@@ -33,8 +33,8 @@ async def serve(
     from engine.app import COMPONENTS, App
     from engine.bus.admin import BusAdmin
     from engine.bus.topics import ensure_topics
-    from engine.health import health_server
-    from engine.health_probes import app_probe
+    from engine.health.probes import app_probe
+    from engine.health.server import health_server
     from engine.settings import load_settings
 
     settings = load_settings()

@@ -15,7 +15,7 @@ import signal
 
 import typer
 
-from engine.health import HEALTH_PORT_HELP
+from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
@@ -28,8 +28,8 @@ FAILURE_CHECK_S = 1.0
 async def serve_triggers(settings: Settings, stop: asyncio.Event, health_port: int = 0) -> None:
     """The trigger runtime until ``stop`` (run_triggers, plus the health server, which needs
     the runtime object); a runtime failure is re-raised."""
-    from engine.health import health_server
-    from engine.health_probes import triggers_probe
+    from engine.health.probes import triggers_probe
+    from engine.health.server import health_server
     from triggers.runtime import TriggerRuntime
 
     runtime = TriggerRuntime(settings)

@@ -1,7 +1,7 @@
 """``headwater worker``: run one worker process (settings from HEADWATER_* variables).
 
 ``--health-port`` (or ``HEADWATER_HEALTH__PORT``) serves /health/live, /health/ready and
-/metrics of this worker (see engine.health).
+/metrics of this worker (see engine.health.server).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import signal
 
 import typer
 
-from engine.health import HEALTH_PORT_HELP
+from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
@@ -27,8 +27,8 @@ async def serve_worker(
     health_port: int = 0,
 ) -> None:
     """One worker until ``stop``, with its health server when a port is given."""
-    from engine.health import health_server
-    from engine.health_probes import worker_probe
+    from engine.health.probes import worker_probe
+    from engine.health.server import health_server
     from engine.worker import Worker
 
     worker = Worker(settings, concurrency=concurrency, worker_group=worker_group)

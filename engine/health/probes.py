@@ -1,4 +1,4 @@
-"""Probes of each component for the health server (:mod:`engine.health`).
+"""Probes of each component for the health server (:mod:`engine.health.server`).
 
 Each reads only the component's public attributes (``healthy()``/``health()``/``stats``...);
 what a component does not expose is not invented here. Missing today: the worker's finished
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.health import Metric, Probe
+from engine.health.server import Metric, Probe
 
 
 def _counter(name: str, help: str, value: float | None, **labels: str) -> Metric:

@@ -11,7 +11,7 @@
 Both health routes answer JSON with the component's ``health()`` details. The server speaks
 just enough HTTP/1.1 for probes and scrapers (GET/HEAD, one request per connection) so it needs
 no dependency and costs nothing when nobody asks. What a component exposes is read through a
-:class:`Probe`; :mod:`engine.health_probes` builds one from each component's public attributes.
+:class:`Probe`; :mod:`engine.health.probes` builds one from each component's public attributes.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _number(value: float) -> str:
 
 @dataclass(slots=True)
 class Probe:
-    """What the health server asks one component (see :mod:`engine.health_probes`)."""
+    """What the health server asks one component (see :mod:`engine.health.probes`)."""
 
     name: str
     healthy: Callable[[], bool]

@@ -22,8 +22,8 @@ import pytest
 from engine.bus import BusAdmin, ensure_topics
 from engine.errors import BusError
 from engine.executor import Executor
-from engine.health import HealthServer
-from engine.health_probes import executor_probe, projector_probe
+from engine.health.probes import executor_probe, projector_probe
+from engine.health.server import HealthServer
 from engine.projector import Projector
 from engine.projector.databases import create_database, drop_database
 from engine.settings import ExecutorSettings, ProjectorSettings, Settings

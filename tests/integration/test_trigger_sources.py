@@ -28,7 +28,7 @@ from engine.bus.topics import Topics
 from engine.bus.wire import decode_command, flow_deployed_record
 from engine.errors import BusError
 from engine.flows import flow_to_dict, load_flow
-from engine.health_probes import triggers_probe
+from engine.health.probes import triggers_probe
 from engine.reducer.commands import StartExecution
 from engine.settings import Settings, TriggerSettings
 from triggers.runtime import TriggerRuntime

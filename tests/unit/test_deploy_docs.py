@@ -100,10 +100,10 @@ def test_metrics_documented_are_the_metrics_emitted() -> None:
     # Any other metric-like name in the text is emitted, or the database role of the dashboards.
     role = re.findall(r"CREATE ROLE (\w+)", (DEPLOY / "compose" / "postgres-init.sh").read_text())
     mentioned = set(re.findall(r"\b(headwater_[a-z0-9_]+)", TEXT))
-    # The components' own health servers (engine/health*.py) emit theirs.
-    for name in ("health.py", "health_probes.py"):
+    # The components' own health servers (engine/health/) emit theirs.
+    for name in ("server.py", "probes.py"):
         emitted |= set(
-            re.findall(r"\bheadwater_[a-z0-9_]+\b", (REPO / "engine" / name).read_text())
+            re.findall(r"\bheadwater_[a-z0-9_]+\b", (REPO / "engine" / "health" / name).read_text())
         )
     assert mentioned <= emitted | set(role), mentioned - emitted - set(role)
 

@@ -17,7 +17,7 @@ DASHBOARD: dict[str, Any] = json.loads((GRAFANA / "dashboards" / "headwater.json
 MIGRATIONS = sorted((REPO / "engine" / "projector" / "migrations").glob("*.sql"))
 METRICS_SOURCE = (REPO / "engine" / "api" / "routes_ops.py").read_text()
 # The executor's, workers', projector's and triggers' own /metrics (their health port).
-COMPONENT_METRICS_SOURCE = (REPO / "engine" / "health_probes.py").read_text()
+COMPONENT_METRICS_SOURCE = (REPO / "engine" / "health" / "probes.py").read_text()
 
 # Table aliases, CTE names and functions are not relations: only what follows FROM or JOIN is.
 _RELATION = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_.]*)", re.I)

@@ -199,7 +199,7 @@ async def test_probes_need_no_credentials_but_metrics_do(monkeypatch: pytest.Mon
 
 
 def test_every_component_is_probed_where_it_listens(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The API on its HTTP port; the others on the health server's port (engine/health.py)."""
+    """The API on its HTTP port; the others on the health server's port (engine.health)."""
     for name in DEPLOYMENTS:
         spec = container(name)
         probed = any(k in spec for k in ("livenessProbe", "readinessProbe", "startupProbe"))

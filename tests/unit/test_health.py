@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from engine.errors import ConfigError
-from engine.health import PROMETHEUS_TEXT, HealthServer, Metric, Probe, health_server
-from engine.health_probes import executor_probe, projector_probe, worker_probe
+from engine.health.probes import executor_probe, projector_probe, worker_probe
+from engine.health.server import PROMETHEUS_TEXT, HealthServer, Metric, Probe, health_server
 
 
 class Fake:
