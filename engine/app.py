@@ -193,7 +193,7 @@ class App:
 
     async def _projector(self, stop: asyncio.Event) -> None:
         from engine.projector import Projector
-        from engine.secrets import secret_masker
+        from engine.stores.secrets import secret_masker
 
         s = self.settings
         projector = Projector(

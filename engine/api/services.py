@@ -27,8 +27,8 @@ from engine.bus.wire import KeyValue
 from engine.errors import BusError, DatabaseError
 from engine.flows.store import FlowFollower, FlowStore
 from engine.projector.schema import migrate
-from engine.secrets import SecretMasker, secret_masker
 from engine.settings import Settings
+from engine.stores.secrets import SecretMasker, secret_masker
 
 log = logging.getLogger(__name__)
 

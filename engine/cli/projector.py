@@ -2,7 +2,7 @@
 
 Settings come from HEADWATER_* variables. SIGTERM/SIGINT stop it cleanly: the batch in hand
 is written and committed before the process leaves the consumer group. Known secret values
-(engine.secrets) are masked in the rows; ``--health-port`` serves /health/ready and /metrics.
+(engine.stores.secrets) are masked in the rows; ``--health-port`` serves /health/ready and /metrics.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def run_projector(
     from engine.health.probes import projector_probe
     from engine.health.server import health_server
     from engine.projector import Projector
-    from engine.secrets import secret_masker
+    from engine.stores.secrets import secret_masker
 
     await ensure_topics(BusAdmin(settings.kafka), settings.kafka)
     projector = Projector(

@@ -156,7 +156,7 @@ class InlineRunner:
         return ctx
 
     def _too_big(self, outcome: TaskOutcome) -> bool:
-        """Outputs a worker would move to internal storage (engine.storage) go to a worker."""
+        """Outputs a worker would move to internal storage go to a worker."""
         if not outcome.outputs:
             return False
         size = len(orjson.dumps(outcome.outputs, default=str))

@@ -10,7 +10,7 @@ event never overwrites a newer row and replaying a topic yields the same tables.
 A record that is not a valid envelope is a poison record: it is counted and skipped, never
 retried (retrying cannot make it valid) and never allowed to stop the projection.
 
-Secret values (from the secret store, see :mod:`engine.secrets`) are masked here, before any
+Secret values (from the secret store, see :mod:`engine.stores.secrets`) are masked here, before any
 row is built, in every field that carries user data: outputs, inputs, trigger variables, loop
 values, attempts and log messages. Ids and states are never masked (they key the rows).
 """
@@ -27,7 +27,7 @@ import orjson
 from engine.bus.consumer import Record
 from engine.flows.inputs import secret_input_ids as declared_secret_ids
 from engine.reducer.states import State
-from engine.secrets import SecretMasker
+from engine.stores.secrets import SecretMasker
 from schemas.envelope import Envelope, EnvelopeError, decode
 
 log = logging.getLogger(__name__)

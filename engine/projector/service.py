@@ -31,8 +31,8 @@ from engine.errors import BusError, DatabaseError
 from engine.projector.rows import RowBatch, build_batch
 from engine.projector.schema import drop_read_model, migrate
 from engine.projector.writer import SecretCache, write_batch
-from engine.secrets import SecretMasker
 from engine.settings import KafkaSettings, ProjectorSettings
+from engine.stores.secrets import SecretMasker
 from schemas.envelope import new_id
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Projector:
         masker: SecretMasker | None = None,
     ) -> None:
         self._kafka = kafka
-        self.masker = masker  # secret values masked in the rows (engine.secrets)
+        self.masker = masker  # secret values masked in the rows (engine.stores.secrets)
         self._settings = settings
         self._dsn = dsn
         self.name = name

@@ -29,7 +29,7 @@ from engine.bus.wire import command_record, result_command_id
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import Command, Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job
-from engine.storage import LocalStorage, TaskLocation, offload_outputs
+from engine.stores.storage import LocalStorage, TaskLocation, offload_outputs
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs
@@ -70,13 +70,13 @@ class RunDeps:
     commands_topic: str
     shipper: LogShipper
     storage: LocalStorage | None
-    # secret(): namespace-scoped (engine.secrets.SecretStore) or global (EnvSecrets).
+    # secret(): namespace-scoped (engine.stores.secrets.SecretStore) or global (EnvSecrets).
     secrets: SecretLookup
     worker_id: str
     heartbeat_interval_s: float
     output_limit_bytes: int
     work_dir: Path
-    # The KV store (engine.kv.KafkaKV); its ``sync``/``lookup`` serve the kv() function.
+    # The KV store (engine.stores.kv.KafkaKV); its ``sync``/``lookup`` serve the kv() function.
     kv: Any = None
     logs: TopicLogSource | None = None
     process_watch: ProcessWatch | None = None

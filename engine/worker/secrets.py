@@ -2,7 +2,7 @@
 
 ``secret('NAME')`` reads the environment variable ``SECRET_NAME`` of the worker, base64
 encoded (kestra.io/docs/concepts/secret), or the configured secret store, scoped by the flow's
-namespace (see :mod:`engine.secrets`; the worker uses :class:`engine.secrets.SecretStore`).
+namespace (see :mod:`engine.stores.secrets`; the worker uses its :class:`SecretStore`).
 Every value a task resolved this way, and the values of the execution's SECRET-type inputs,
 are masked in every log line and error message the worker emits for that task run.
 :class:`EnvSecrets` is the environment alone, every secret global (tests, simple setups).
@@ -22,7 +22,7 @@ ENV_PREFIX = "SECRET_"
 
 
 class SecretLookup(Protocol):
-    """What a worker needs of a secret source (EnvSecrets, engine.secrets.SecretStore)."""
+    """What a worker needs of a secret source (EnvSecrets, engine.stores.secrets.SecretStore)."""
 
     def hook(
         self, reveal: Callable[[str], None], namespace: str | None

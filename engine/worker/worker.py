@@ -14,7 +14,7 @@ Shutdown (SIGTERM, or ``stop`` set): stop fetching, let running jobs finish for
 ``shutdown_grace_s``, then stop the rest without a result and without committing them, and
 leave the group so that their partitions move on at once.
 
-What tasks reach through the worker: the KV store (engine.kv: a follower of hw.kv with read
+What tasks reach through the worker: the KV store (engine.stores.kv: a follower of hw.kv with read
 barriers), log.Fetch reading hw.logs (engine.worker.logfetch), trigger.Toggle writing
 hw.trigger-state, and a watchdog process that kills the tasks' process groups if this process
 dies, even by SIGKILL (engine.worker.guard), so a redelivered job never runs twice at once.
@@ -41,11 +41,11 @@ from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
 from engine.bus.wire import decode_job, jobs_topic
 from engine.errors import BusError
-from engine.kv import KafkaKV, ensure_kv_topic
 from engine.reducer.model import StopJob
-from engine.secrets import SecretStore
 from engine.settings import Settings
-from engine.storage import LocalStorage
+from engine.stores.kv import KafkaKV, ensure_kv_topic
+from engine.stores.secrets import SecretStore
+from engine.stores.storage import LocalStorage
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper

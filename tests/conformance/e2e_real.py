@@ -25,7 +25,7 @@ from engine.bus import AsyncConsumer
 from engine.bus.supervise import Supervised
 from engine.bus.wire import decode_log
 from engine.settings import Settings
-from engine.storage import LocalStorage, TaskLocation
+from engine.stores.storage import LocalStorage, TaskLocation
 from engine.worker import Worker
 from executors.base import LEVELS, LogLine
 from triggers.state import decode_state

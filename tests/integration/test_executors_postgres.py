@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from engine.storage import LocalStorage, TaskLocation
+from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, run_task
 from executors.postgres import PostgresQueryTask, bind_named
 

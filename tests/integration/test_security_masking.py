@@ -24,8 +24,8 @@ from engine.bus.wire import log_record
 from engine.errors import BusError
 from engine.projector import Projector
 from engine.projector.databases import create_database, drop_database
-from engine.secrets import secret_masker
 from engine.settings import SecretsSettings, Settings
+from engine.stores.secrets import secret_masker
 from executors.base import SECRET_MASK
 from schemas.envelope import Envelope, encode, format_time
 from tests.integration.test_api_stack import ARRIVAL_S, make_settings

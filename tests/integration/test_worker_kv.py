@@ -1,4 +1,4 @@
-"""The KV store on hw.kv (engine.kv) and log.Fetch from hw.logs, on the real broker.
+"""The KV store on hw.kv (engine.stores.kv) and log.Fetch from hw.logs, on the real broker.
 
 Two followers stand for two workers: a value one writes is seen by the other's next read
 (read barrier), deletes and ``overwrite: false`` behave as Kestra's, ``ttl`` expires on the
@@ -17,8 +17,8 @@ import pytest
 
 from engine.bus import AsyncProducer, BusAdmin
 from engine.bus.wire import log_record
-from engine.kv import KafkaKV, ensure_kv_topic
 from engine.settings import Settings
+from engine.stores.kv import KafkaKV, ensure_kv_topic
 from executors.base import TaskError, iso_millis
 from tests.integration.test_worker_e2e import (
     Observer,

@@ -1,4 +1,4 @@
-"""Pure parts of the KV store (engine.kv): how records read from hw.kv become the store.
+"""Pure parts of the KV store (engine.stores.kv): how records read from hw.kv become the store.
 
 No broker: records are handed to the follower's apply step directly, in the orders a real
 follower and a worker's own acknowledged writes can produce.
@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from engine.bus.consumer import Record
-from engine.kv import BARRIER_KEY, KafkaKV, entry_key, kv_topic_spec
 from engine.settings import KafkaSettings
+from engine.stores.kv import BARRIER_KEY, KafkaKV, entry_key, kv_topic_spec
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

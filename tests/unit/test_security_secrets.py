@@ -22,14 +22,14 @@ from engine.errors import ConfigError
 from engine.expressions import ExpressionHooks
 from engine.projector.rows import build_batch
 from engine.reducer.model import Job
-from engine.secrets import (
+from engine.settings import SecretsSettings
+from engine.stores.secrets import (
     EnvBackend,
     FileBackend,
     SecretMasker,
     SecretStore,
     namespace_chain,
 )
-from engine.settings import SecretsSettings
 from engine.worker.run import JobRun, RunDeps
 from executors.base import SECRET_MASK, TaskError
 from tests.unit.test_projector_rows import ROLES, ex_event, rec, tr_event

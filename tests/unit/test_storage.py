@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.storage import LocalStorage, StorageError, TaskLocation, offload_outputs
+from engine.stores.storage import LocalStorage, StorageError, TaskLocation, offload_outputs
 
 LOC = TaskLocation("company.team", "my_flow", "0190abcd", "extract", "a1b2c3d4e5f60718")
 
