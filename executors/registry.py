@@ -2,21 +2,20 @@
 
 A worker asks :meth:`Registry.run` to run a job's task: the type is looked up by any accepted
 name (canonical, legacy alias or short name, see :mod:`schemas.types`), and an unknown type
-becomes a FAILED outcome that names the close matches instead of a crash.
+becomes a FAILED outcome that names the close matches (or says it is a Kestra plugin nobody
+provides) instead of a crash. :func:`add_plugins` adds every plugin type (:mod:`schemas.plugins`).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from executors import core
 from executors.base import TaskContext, TaskExecutor, TaskOutcome, run_task
-from schemas.types import canonical_type, known_names
-
-# How many "did you mean" suggestions an unknown type lists; more is noise.
-_MAX_SUGGESTIONS = 3
+from executors.plugin import PluginExecutor
+from schemas.plugins import plugins
+from schemas.types import canonical_type, known_names, unknown_type_problem
 
 
 class Registry:
@@ -37,30 +36,30 @@ class Registry:
     def types(self) -> list[str]:
         return sorted(self._executors)
 
-    def suggestions(self, type_name: str) -> list[str]:
-        """Registered or known runnable names that look like ``type_name``."""
+    def unknown(self, type_name: str) -> str:
+        """Why this worker cannot run ``type_name``: a typo, or a plugin nobody provides."""
+        if canonical_type(type_name) is not None:
+            return f"task type '{type_name}': no task executor of this worker handles it"
         candidates = sorted(set(self._executors) | set(known_names("runnable")))
-        close = difflib.get_close_matches(type_name, candidates, n=_MAX_SUGGESTIONS, cutoff=0.6)
-        if not close:
-            # Users often get only the last segment right (`Log` for `...core.log.Log`).
-            tail = type_name.rsplit(".", 1)[-1].lower()
-            close = [c for c in candidates if c.rsplit(".", 1)[-1].lower() == tail]
-        return close[:_MAX_SUGGESTIONS]
+        return unknown_type_problem(type_name, "task", candidates)[0]
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
         """Run ``task``; never raises (except the caller's own cancellation)."""
         type_name = task.get("type")
         executor = self.get(type_name) if isinstance(type_name, str) else None
         if executor is None:
-            message = f"unknown task type {type_name!r} for task '{task.get('id')}'"
-            close = self.suggestions(type_name) if isinstance(type_name, str) else []
-            if close:
-                message += f"; did you mean {', '.join(repr(c) for c in close)}?"
-            else:
-                message += "; no task executor of this worker handles it"
+            message = self.unknown(type_name) if isinstance(type_name, str) else "no type"
+            message += f" (task '{task.get('id')}')"
             ctx.log("ERROR", message)
             return TaskOutcome(state="FAILED", error=message)
         return await run_task(executor, task, ctx)
+
+
+def add_plugins(registry: Registry) -> Registry:
+    """Register every plugin type (schemas.plugins) in ``registry``; returns it."""
+    for info in plugins():
+        registry.register(info.type, PluginExecutor(info.cls))
+    return registry
 
 
 def core_registry() -> Registry:

@@ -2,12 +2,16 @@
 
 Every type has one canonical name (Kestra's current full name, so flows written for Kestra
 load unchanged), the legacy Kestra aliases that older flows still use, and a short name of
-ours. :func:`canonical_type` maps any of them to the canonical name; everything downstream
-(the compiler, the reducer, the workers) only ever sees canonical names.
+ours. The core types are listed here; plugins (:mod:`schemas.plugins`) add theirs with
+:func:`register_type` the first time a name is looked up. :func:`canonical_type` maps any
+name to the canonical one; everything downstream (the compiler, the reducer, the workers) only
+ever sees canonical names.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Final, Literal
 
 TypeKind = Literal["flowable", "runnable", "trigger", "condition"]
@@ -148,22 +152,130 @@ for _canonical, (_kind, _short, _aliases) in _TYPES.items():
     for _name in (_canonical, _short, *_aliases):
         _BY_NAME[_name] = _canonical
 
+# The core names above; every other name comes from a plugin (schemas.plugins).
+CORE_TYPES: Final[frozenset[str]] = frozenset(_TYPES)
+
+
+def register_type(canonical: str, kind: TypeKind, short: str, aliases: tuple[str, ...]) -> None:
+    """Add a plugin's type; a name already taken by another type is a programming error."""
+    if canonical in CORE_TYPES:
+        raise ValueError(f"{canonical} is a core type of Headwater")
+    for name in (canonical, short, *aliases):
+        taken = _BY_NAME.get(name)
+        if taken is not None and taken != canonical:
+            raise ValueError(f"type name {name!r} of {canonical} is already {taken}")
+    _TYPES[canonical] = (kind, short, aliases)
+    for name in (canonical, short, *aliases):
+        _BY_NAME[name] = canonical
+
+
+def _plugins() -> None:
+    # Imported here: discovering plugins imports their modules, which import schemas.
+    from schemas.plugins import load_plugins
+
+    load_plugins()
+
 
 def canonical_type(name: str) -> str | None:
     """The canonical name for any accepted type name, or None if the name is unknown."""
-    return _BY_NAME.get(name)
+    found = _BY_NAME.get(name)
+    if found is None:
+        _plugins()
+        found = _BY_NAME.get(name)
+    return found
 
 
 def type_kind(canonical: str) -> TypeKind:
     """Whether a canonical type is a flowable task, a runnable task, a trigger or a condition."""
+    if canonical not in _TYPES:
+        _plugins()
     return _TYPES[canonical][0]
 
 
 def short_name(canonical: str) -> str:
     """Headwater's short name of a canonical type."""
+    if canonical not in _TYPES:
+        _plugins()
     return _TYPES[canonical][1]
+
+
+def aliases_of(canonical: str) -> tuple[str, ...]:
+    """The legacy Kestra names a canonical type also answers to."""
+    if canonical not in _TYPES:
+        _plugins()
+    return _TYPES[canonical][2]
 
 
 def known_names(kind: TypeKind | None = None) -> list[str]:
     """Every accepted name (canonical, legacy and short), optionally of one kind only."""
+    _plugins()
     return sorted(n for n, c in _BY_NAME.items() if kind is None or _TYPES[c][0] == kind)
+
+
+def canonical_names(kind: TypeKind | None = None) -> list[str]:
+    """Every canonical type name, optionally of one kind only."""
+    _plugins()
+    return sorted(c for c, v in _TYPES.items() if kind is None or v[0] == kind)
+
+
+# What every "we do not provide this plugin" message says (callers dedupe those per file).
+NOT_PROVIDED: Final = "is a Kestra plugin that Headwater does not provide"
+_KESTRA_PLUGIN = re.compile(r"^io\.kestra\.(?:plugin|core|storage|ee)\.[A-Za-z0-9_.]+$")
+# A class name at most this many edits from one of ours, in the same package, is a typo.
+_TYPO_EDITS: Final = 2
+
+
+def provided_families() -> list[str]:
+    """The Kestra plugin packages Headwater provides types of (``core``, ``kafka``, ...)."""
+    out: set[str] = set()
+    for name in canonical_names():
+        package = name.rpartition(".")[0].removeprefix("io.kestra.plugin.")
+        out.add("core" if package.startswith("core") else package)
+    return sorted(out, key=lambda family: (family != "core", family))
+
+
+def unknown_type_problem(name: str, what: str, candidates: list[str]) -> tuple[str, bool]:
+    """The message for a type name no type answers to, and whether it names a Kestra plugin
+    Headwater does not provide (as opposed to a misspelling of one it does).
+
+    A Kestra-style name (``io.kestra.plugin....``) is a misspelling only when a candidate in
+    the same package has a class name at most two edits away (``log.Lgo`` for ``log.Log``);
+    otherwise it is another Kestra plugin (``jdbc.postgresql.Queries`` is not a typo of
+    ``Query``). Other names get close-match suggestions. ``candidates`` are the accepted names
+    of the expected kind; ``what`` is ``task``, ``trigger`` or ``condition``.
+    """
+    if _KESTRA_PLUGIN.match(name):
+        package, _, cls = name.rpartition(".")
+        close = [
+            c
+            for c in candidates
+            if c.rpartition(".")[0] == package
+            and _edits(c.rpartition(".")[2].lower(), cls.lower()) <= _TYPO_EDITS
+        ]
+        if not close:
+            families = ", ".join(provided_families())
+            return (
+                f"'{name}' {NOT_PROVIDED} "
+                f"(Headwater provides {families}; see `headwater plugins list`)",
+                True,
+            )
+    else:
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    hint = f"; did you mean {_or(close[:3])}?" if close else ""
+    return f"unknown {what} type '{name}'{hint}", False
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (class names are short)."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def _or(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" or {quoted[-1]}"

@@ -25,6 +25,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("server", "engine.cli.server", "Run every component against external Kafka + PostgreSQL."),
     ("run", "engine.cli.run", "Deploy and run a flow; watch it; exit with its outcome."),
     ("execution", "engine.cli.execution", "List, show, follow, kill, resume, restart executions."),
+    ("plugins", "engine.cli.plugins", "List the task, trigger and condition types available."),
 ]
 
 app = typer.Typer(

@@ -8,6 +8,7 @@ flow_to_dict(flow) -> dict                 the plain dict the reducer consumes
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -19,6 +20,7 @@ from engine.flows.problems import FlowProblem, FlowValidationError, format_path
 from engine.flows.semantic import semantic_problems
 from engine.flows.yaml_marks import MarkedDocument, load_marked, locate
 from schemas.flow import Flow
+from schemas.types import NOT_PROVIDED
 
 
 def load_flow(text: str, filename: str = "<flow>") -> Flow:
@@ -69,7 +71,7 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
     except ValidationError as exc:
         located.extend(problems_from_validation(exc, data, Flow))
     located.extend(semantic_problems(data))
-    problems.extend(_place(item, doc, filename) for item in located)
+    problems.extend(_once_per_type(_place(item, doc, filename) for item in located))
     if problems or flow is None:
         flow_id = data.get("id") if isinstance(data.get("id"), str) else None
         raise FlowValidationError(problems, flow_id=flow_id)
@@ -103,6 +105,19 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> FlowProblem:
     return FlowProblem(
         filename, line, column, "", f"invalid YAML: {what}{context}", "valid YAML syntax"
     )
+
+
+def _once_per_type(problems: Iterable[FlowProblem]) -> list[FlowProblem]:
+    """Each plugin Headwater does not provide is reported once per file, where first used."""
+    out: list[FlowProblem] = []
+    seen: set[str] = set()
+    for problem in sorted(problems, key=lambda p: (p.line, p.column)):
+        if NOT_PROVIDED in problem.message:
+            if problem.message in seen:
+                continue
+            seen.add(problem.message)
+        out.append(problem)
+    return out
 
 
 def _place(item: Located, doc: MarkedDocument, filename: str) -> FlowProblem:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.types import known_names
+from schemas.types import known_names, unknown_type_problem
 
 Path = tuple[str | int, ...]
 # (path, message, expected, at_key)
@@ -94,9 +94,8 @@ def _describe(error: ErrorDetails, path: Path, root: type[BaseModel]) -> Located
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag", ""))
         what, names = _tag_names(str(ctx.get("expected_tags", "")))
-        close = difflib.get_close_matches(tag, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {_or(close)}?" if close else ""
-        return (*path, "type"), f"unknown {what} type '{tag}'{hint}", f"a known {what} type", False
+        message, not_provided = unknown_type_problem(tag, what, names)
+        return (*path, "type"), message, None if not_provided else f"a known {what} type", False
     if kind == "union_tag_not_found":
         return path, "missing required property 'type'", "a 'type' naming what this is", False
     return path, f"invalid value {_short(error['input'])}", _expected(error), False

@@ -36,6 +36,9 @@ def normalize_flow_dict(raw: dict[str, Any]) -> dict[str, Any]:
     flow = copy.deepcopy(raw)
     if not isinstance(flow, dict):
         return flow
+    # Kestra's blueprint catalog puts its metadata (title, tags, ...) under `extend:`; a
+    # copied blueprint must load as it is, so the block is dropped unread.
+    flow.pop("extend", None)
     defaults = _collect_defaults(flow)
     if defaults:
         flow["pluginDefaults"] = defaults

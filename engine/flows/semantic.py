@@ -15,6 +15,7 @@ from typing import Any
 from engine.flows.model_errors import Located, Path
 from engine.flows.normalize import TASK_LIST_KEYS
 from engine.flows.problems import format_path
+from schemas.types import canonical_type, known_names, unknown_type_problem
 
 _DAG = "io.kestra.plugin.core.flow.Dag"
 
@@ -36,7 +37,31 @@ def semantic_problems(flow: Any) -> list[Located]:
     for path, task in tasks:
         if task.get("type") == _DAG:
             out.extend(_dag_problems(path, task))
+    out.extend(_not_provided(flow, ()))
     return out
+
+
+# Free-form places where a `type:` is not a task, trigger or condition type.
+_FREE_FORM = frozenset(
+    {"inputs", "outputs", "variables", "labels", "pluginDefaults", "taskDefaults", "taskRunner"}
+)
+
+
+def _not_provided(node: Any, path: Path) -> Iterator[Located]:
+    """Every Kestra plugin type used anywhere (nested in conditions or inside a type we do not
+    know too) that Headwater does not provide; the model errors stop at the outermost one."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if isinstance(kind, str) and canonical_type(kind) is None:
+            message, not_provided = unknown_type_problem(kind, "task", known_names())
+            if not_provided:
+                yield (*path, "type"), message, None, False
+        for key, value in node.items():
+            if key not in _FREE_FORM and isinstance(value, dict | list):
+                yield from _not_provided(value, (*path, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _not_provided(item, (*path, index))
 
 
 def walk_tasks(container: dict[str, Any], path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

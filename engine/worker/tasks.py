@@ -1,4 +1,5 @@
-"""The executors a worker offers: the core tasks plus scripts, HTTP, publishing and SQL."""
+"""The executors a worker offers: the core tasks, scripts, HTTP, publishing, SQL and every
+plugin type (schemas.plugins)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from executors.http import HttpRequestTask
 from executors.postgres import PostgresQueryTask
 from executors.publish import AmqpPublishTask, KafkaProduceTask, MqttPublishTask
 from executors.python import PythonCommandsTask, PythonEnvironments, PythonScriptTask
-from executors.registry import Registry, core_registry
+from executors.registry import Registry, add_plugins, core_registry
 from executors.shell import ShellCommandsTask, ShellScriptTask
 
 
@@ -32,4 +33,4 @@ def build_registry(settings: Settings, venv_dir: Path) -> Registry:
     )
     # No default database for Query: the read model's DSN is not the users' database.
     registry.register("io.kestra.plugin.jdbc.postgresql.Query", PostgresQueryTask())
-    return registry
+    return add_plugins(registry)

@@ -1,7 +1,8 @@
 """The :data:`Task` union: every task type Headwater knows, tagged by canonical ``type``.
 
-The union is assembled from the three task modules so that adding a task is one class in one
-of them. For the type checker a task is simply a :class:`TaskBase`.
+The union is assembled from the three task modules and the plugins (:mod:`schemas.plugins`),
+so that adding a task is one class in one of them. For the type checker a task is simply a
+:class:`TaskBase`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from schemas.flow.task_base import TaskBase
 from schemas.flow.tasks_flowable import FLOWABLE_MODELS, DagEntry
 from schemas.flow.tasks_plugins import PLUGIN_MODELS
 from schemas.flow.tasks_runnable import RUNNABLE_MODELS
+from schemas.plugins import plugin_classes
 from schemas.types import canonical_type, known_names
 
 TASK_MODELS: dict[str, type[TaskBase]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (*FLOWABLE_MODELS, *RUNNABLE_MODELS, *PLUGIN_MODELS)
+    for model in (*FLOWABLE_MODELS, *RUNNABLE_MODELS, *PLUGIN_MODELS, *plugin_classes())
 }
 
 if TYPE_CHECKING:

@@ -497,8 +497,22 @@ async def test_unknown_type_fails_naming_close_matches() -> None:
 
 async def test_unknown_type_with_no_match_says_so() -> None:
     outcome, _ = await run({"id": "x", "type": "zzzz"})
+    assert outcome.error == "unknown task type 'zzzz' (task 'x')"
+
+
+async def test_a_kestra_plugin_nobody_provides_is_said_to_be_one() -> None:
+    outcome, _ = await run({"id": "x", "type": "io.kestra.plugin.gcp.bigquery.Query"})
     assert outcome.error is not None
-    assert "no task executor" in outcome.error
+    assert outcome.error.startswith(
+        "'io.kestra.plugin.gcp.bigquery.Query' is a Kestra plugin that Headwater does not provide"
+    )
+    assert "did you mean" not in outcome.error
+
+
+async def test_a_known_type_this_worker_has_no_executor_for_says_so() -> None:
+    outcome, _ = await run({"id": "x", "type": "io.kestra.plugin.scripts.shell.Commands"})
+    assert outcome.error is not None
+    assert "no task executor of this worker handles it" in outcome.error
 
 
 class Boom:
