@@ -124,9 +124,13 @@ class TriggerStates(Protocol):
 
 
 class Storage(Protocol):
-    """Internal storage: big payloads go here and travel as URIs."""
+    """Internal storage: big payloads go here and travel as URIs (``kestra://...``)."""
 
     async def put(self, execution_id: str, name: str, data: bytes) -> str: ...
+
+    async def read(self, uri: str) -> bytes:
+        """The file's bytes; raises (StorageError) naming the URI when it does not exist."""
+        ...
 
 
 class ProcessWatch(Protocol):
