@@ -22,6 +22,8 @@ DEPLOY_FILES = [
     if p.is_file()
 ]
 ROOT = typer.main.get_command(app)
+for _name in ROOT.list_commands(None):  # type: ignore[attr-defined]
+    ROOT.get_command(None, _name)  # type: ignore[attr-defined]  # groups load when asked for
 
 
 def code_spans(text: str) -> list[str]:
