@@ -27,8 +27,9 @@ secrets: only its scheme and host are named). Outputs: none (Kestra's ``VoidOutp
   becomes ``https://HOST/api/PROJECT/{envelope|store}/?sentry_version=7&sentry_client=java&
   sentry_key=KEY``; any other DSN is used as the URL. ENVELOPE sends Kestra's envelope (header
   line with event_id/dsn/sdk/sent_at, item line with type/length/content_type/filename, payload);
-  a payload above 1 MB fails. As in Kestra only 401/404 on ENVELOPE fail (with the hint to use
-  ``endpointType: STORE``); other error statuses are logged and ignored.
+  a payload above 1 MB fails. (Kestra's default payload lacks its final ``}``; ours is closed.)
+  As in Kestra only 401/404 on ENVELOPE fail (with the hint to use ``endpointType: STORE``);
+  other error statuses are logged and ignored.
 
 ``*Execution`` types (Slack, Discord, Teams, Google Chat) post Kestra's execution summary, the
 port of its ``*-template.peb`` as data: ``[namespace] flowId ➛ STATE``, "Succeeded" or "Failed on
@@ -389,6 +390,7 @@ SENTRY_DEFAULT_PAYLOAD = """{
     "Namespace": "{{ flow.namespace }}",
     "Flow ID": "{{ flow.id }}",
     "Execution ID": "{{ execution.id }}"
+  }
 }"""
 
 
