@@ -43,7 +43,8 @@ without one, a temporary directory that is removed when the task ends, as the sc
 
 What differs: ``connectTimeout`` only reaches SSH (``ConnectTimeout``; git over HTTP has no such
 setting); ``readTimeout`` becomes ``http.lowSpeedTime`` (abort when under 1 byte/s that long);
-``trustedCaPemPath`` replaces git's CA bundle for the run instead of adding to it; ``kestraUrl``
+``trustedCaPemPath`` is added to the CAs git trusts (its ``GIT_SSL_CAINFO`` or the system
+bundle) in a bundle made for the run; ``kestraUrl``
 and ``auth`` are accepted and ignored, as Clone never calls Kestra's API. With submodules, they
 are updated after the final checkout (JGit clones them at the default branch's revision).
 
@@ -63,6 +64,7 @@ import re
 import shlex
 import shutil
 import signal
+import ssl
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -248,7 +250,10 @@ class _GitTask(TaskPlugin):
                 env["SSH_ASKPASS_REQUIRE"] = "force"
                 env["HW_GIT_PASSPHRASE"] = passphrase or ""
             if ca_path:
-                config.append(("http.sslCAInfo", ca_path))
+                bundle = private / "ca-bundle.pem"
+                await asyncio.to_thread(_ca_bundle, bundle, Path(ca_path), env)
+                # The environment variable wins over any http.sslCAInfo setting.
+                env["GIT_SSL_CAINFO"] = str(bundle)
             if no_proxy:
                 for name in _PROXY_VARS:
                     env.pop(name, None)
@@ -288,6 +293,20 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text if text.endswith("\n") else text + "\n")
+
+
+def _ca_bundle(bundle: Path, pem: Path, env: Mapping[str, str]) -> None:
+    """``pem`` plus the CAs git would trust anyway (Kestra adds the PEM to the JVM's CAs)."""
+    try:
+        parts = [pem.read_bytes()]
+    except OSError as exc:
+        raise TaskError(f"property 'trustedCaPemPath': cannot read {pem}: {exc.strerror}") from exc
+    defaults = ssl.get_default_verify_paths()
+    for name in (env.get("GIT_SSL_CAINFO"), defaults.cafile, defaults.openssl_cafile):
+        if name and Path(name).is_file():
+            parts.append(Path(name).read_bytes())
+            break
+    bundle.write_bytes(b"\n".join(parts))
 
 
 def _add_config(env: dict[str, str], entries: list[tuple[str, str]]) -> None:

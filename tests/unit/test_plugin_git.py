@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -594,3 +595,46 @@ async def test_a_working_directory_flow_clones_then_a_shell_task_reads_the_files
     assert shown.state == "SUCCESS", shown.error
     assert [m.message for m in shown_ctx.logs] == ["hello v2"]
     assert PASSWORD not in everything(cloned, cloned_ctx)
+
+
+def test_read_timeout_aborts_a_silent_server(silent: _SilentServer, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{silent.server_address[1]}/repo.git"
+    outcome, _ = run_clone(tmp_path / "wd", url=url, readTimeout=1000)
+    assert outcome.state == "FAILED"
+    assert "too slow" in (outcome.error or "").lower()
+
+
+@pytest.fixture
+def https_server(
+    server: _Server, repo: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    """The same repositories over HTTPS with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    srv = _Server(server.root)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{srv.server_address[1]}/repo.git", cert
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_trusted_ca_pem_path_trusts_a_self_signed_server(
+    https_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, cert = https_server
+    creds = {"username": USER, "password": PASSWORD}
+    outcome, _ = run_clone(tmp_path / "a", url=url, **creds)
+    assert outcome.state == "FAILED"
+    assert "certificate" in (outcome.error or "").lower()
+    outcome, _ = run_clone(tmp_path / "b", url=url, trustedCaPemPath=str(cert), **creds)
+    assert outcome.state == "SUCCESS", outcome.error
+    assert (tmp_path / "b" / "README.md").read_text() == "hello v2\n"
