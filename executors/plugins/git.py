@@ -44,9 +44,10 @@ without one, a temporary directory that is removed when the task ends, as the sc
 What differs: ``connectTimeout`` only reaches SSH (``ConnectTimeout``; git over HTTP has no such
 setting); ``readTimeout`` becomes ``http.lowSpeedTime`` (abort when under 1 byte/s that long);
 ``trustedCaPemPath`` is added to the CAs git trusts (its ``GIT_SSL_CAINFO`` or the system
-bundle) in a bundle made for the run; ``kestraUrl``
-and ``auth`` are accepted and ignored, as Clone never calls Kestra's API. With submodules, they
-are updated after the final checkout (JGit clones them at the default branch's revision).
+bundle) in a bundle made for the run; ``kestraUrl`` and ``auth`` are accepted and ignored, as
+Clone never calls Kestra's API. Submodules are updated after the final checkout (JGit clones them
+at the default branch's revision even when a commit or tag is checked out). The fetch before a
+commit checkout carries the credentials (Kestra's does not, and only warns when it fails).
 
 Not provided: ``Push`` (deprecated by Kestra; by default it exports the namespace's flows through
 Kestra's API) and ``Sync*`` / ``Push*Flows`` / ``*NamespaceFiles`` / ``NamespaceSync`` /
