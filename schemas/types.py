@@ -115,22 +115,114 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
     f"{_CORE}.condition.ExecutionStatus": (
         "condition",
         "execution_status",
-        ("io.kestra.core.models.conditions.types.ExecutionStatusCondition",),
+        (
+            "io.kestra.core.models.conditions.types.ExecutionStatusCondition",
+            f"{_CORE}.condition.ExecutionStatusCondition",
+        ),
     ),
     f"{_CORE}.condition.ExecutionFlow": (
         "condition",
         "execution_flow",
-        ("io.kestra.core.models.conditions.types.ExecutionFlowCondition",),
+        (
+            "io.kestra.core.models.conditions.types.ExecutionFlowCondition",
+            f"{_CORE}.condition.ExecutionFlowCondition",
+        ),
     ),
     f"{_CORE}.condition.ExecutionNamespace": (
         "condition",
         "execution_namespace",
-        ("io.kestra.core.models.conditions.types.ExecutionNamespaceCondition",),
+        (
+            "io.kestra.core.models.conditions.types.ExecutionNamespaceCondition",
+            f"{_CORE}.condition.ExecutionNamespaceCondition",
+        ),
     ),
     f"{_CORE}.condition.ExecutionLabels": (
         "condition",
         "execution_labels",
-        ("io.kestra.core.models.conditions.types.ExecutionLabelsCondition",),
+        (
+            "io.kestra.core.models.conditions.types.ExecutionLabelsCondition",
+            f"{_CORE}.condition.ExecutionLabelsCondition",
+        ),
+    ),
+    f"{_CORE}.condition.ExecutionOutputs": (
+        "condition",
+        "execution_outputs",
+        (
+            "io.kestra.core.models.conditions.types.ExecutionOutputsCondition",
+            f"{_CORE}.condition.ExecutionOutputsCondition",
+        ),
+    ),
+    f"{_CORE}.condition.HasRetryAttempt": (
+        "condition",
+        "has_retry_attempt",
+        (
+            "io.kestra.core.models.conditions.types.HasRetryAttemptCondition",
+            f"{_CORE}.condition.HasRetryAttemptCondition",
+        ),
+    ),
+    f"{_CORE}.condition.DayWeek": (
+        "condition",
+        "day_week",
+        (
+            "io.kestra.core.models.conditions.types.DayWeekCondition",
+            f"{_CORE}.condition.DayWeekCondition",
+        ),
+    ),
+    f"{_CORE}.condition.DayWeekInMonth": (
+        "condition",
+        "day_week_in_month",
+        (
+            "io.kestra.core.models.conditions.types.DayWeekInMonthCondition",
+            f"{_CORE}.condition.DayWeekInMonthCondition",
+        ),
+    ),
+    f"{_CORE}.condition.Weekend": (
+        "condition",
+        "weekend",
+        (
+            "io.kestra.core.models.conditions.types.WeekendCondition",
+            f"{_CORE}.condition.WeekendCondition",
+        ),
+    ),
+    f"{_CORE}.condition.PublicHoliday": (
+        "condition",
+        "public_holiday",
+        (
+            "io.kestra.core.models.conditions.types.PublicHolidayCondition",
+            f"{_CORE}.condition.PublicHolidayCondition",
+        ),
+    ),
+    f"{_CORE}.condition.TimeBetween": (
+        "condition",
+        "time_between",
+        (
+            "io.kestra.core.models.conditions.types.TimeBetweenCondition",
+            f"{_CORE}.condition.TimeBetweenCondition",
+        ),
+    ),
+    f"{_CORE}.condition.DateTimeBetween": (
+        "condition",
+        "date_time_between",
+        (
+            "io.kestra.core.models.conditions.types.DateTimeBetweenCondition",
+            f"{_CORE}.condition.DateTimeBetweenCondition",
+        ),
+    ),
+    f"{_CORE}.condition.Not": (
+        "condition",
+        "not",
+        (
+            "io.kestra.core.models.conditions.types.NotCondition",
+            f"{_CORE}.condition.NotCondition",
+        ),
+    ),
+    f"{_CORE}.condition.Or": (
+        "condition",
+        "or",
+        (
+            "io.kestra.core.models.conditions.types.OrCondition",
+            f"{_CORE}.condition.OrCondition",
+        ),
     ),
     f"{_CORE}.condition.Expression": (
         "condition",
@@ -139,6 +231,16 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
             f"{_CORE}.condition.ExpressionCondition",
             "io.kestra.core.models.conditions.types.VariableCondition",
         ),
+    ),
+    f"{_CORE}.condition.FlowCondition": (
+        "condition",
+        "flow_condition",
+        ("io.kestra.core.models.conditions.types.FlowCondition",),
+    ),
+    f"{_CORE}.condition.FlowNamespaceCondition": (
+        "condition",
+        "flow_namespace_condition",
+        ("io.kestra.core.models.conditions.types.FlowNamespaceCondition",),
     ),
     f"{_CORE}.condition.MultipleCondition": (
         "condition",

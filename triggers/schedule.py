@@ -9,6 +9,8 @@ execution.
 After downtime, ``recoverMissedSchedules`` (Kestra's default ALL) decides which ticks between
 ``last_date`` and now run: ALL, only the LAST, or NONE. ``lateMaximumDelay`` drops ticks older
 than that. A trigger seen for the first time starts from now (no recovery), as Kestra does.
+A tick (recovered and backfilled ones too) whose ScheduleConditions fail starts no execution
+(:func:`triggers.conditions.schedule_holds`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.errors import ConfigError
 from engine.reducer.ids import iso, parse_iso
 from schemas.flow.common import parse_duration
 from schemas.flow.triggers import ScheduleTrigger
+from triggers.conditions import schedule_holds
 from triggers.cron import Cron, parse_cron
 from triggers.ids import schedule_coordinates
 from triggers.model import SourceContext, settle
@@ -123,8 +126,12 @@ class ScheduleSource:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     async def _fire(self, tick: datetime, labels: JSON | None = None) -> None:
+        tick_variables = variables(self.config.cron, tick)
+        flow_ref = {"id": self.ctx.ref.flow_id, "namespace": self.ctx.ref.namespace}
+        if not schedule_holds(self.ctx.trigger, flow_ref, tick_variables):
+            return
         coordinates = schedule_coordinates(iso(tick))
-        future = await self.ctx.fire(coordinates, variables(self.config.cron, tick), labels=labels)
+        future = await self.ctx.fire(coordinates, tick_variables, labels=labels)
         await settle([future])
 
     async def run(self) -> None:

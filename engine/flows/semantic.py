@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from engine.errors import ExpressionError
+from engine.expressions import validate as validate_expression
 from engine.flows.model_errors import Located, Path
 from engine.flows.normalize import TASK_LIST_KEYS
 from engine.flows.problems import format_path
@@ -38,7 +40,30 @@ def semantic_problems(flow: Any) -> list[Located]:
         if task.get("type") == _DAG:
             out.extend(_dag_problems(path, task))
     out.extend(_not_provided(flow, ()))
+    out.extend(_expression_problems(flow, ()))
     return out
+
+
+# Values Kestra never renders, and pluginDefaults (merged into the tasks, checked there).
+_NOT_RENDERED = frozenset({"description", "pluginDefaults", "taskDefaults"})
+
+
+def _expression_problems(node: Any, path: Path) -> Iterator[Located]:
+    """Every string holding an expression is parsed (as the engine will render it): syntax
+    errors and unknown filters, functions and tests are reported where they are written."""
+    if isinstance(node, str):
+        if "{{" in node or "{%" in node:
+            try:
+                validate_expression(node)
+            except ExpressionError as exc:
+                yield path, f"invalid expression: {exc.message}", "a valid Pebble expression", False
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key not in _NOT_RENDERED:
+                yield from _expression_problems(value, (*path, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _expression_problems(item, (*path, index))
 
 
 # Free-form places where a `type:` is not a task, trigger or condition type.
