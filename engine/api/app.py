@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app(settings)`` wires every route from one Settings.
 
-Routes live under ``/api/v1`` (flows, executions, webhooks) beside ``/health`` and
-``/metrics``. The app starts even when Kafka or Postgres is down (see services.py); every
-error leaves as an ``application/problem+json`` body (see problems.py).
+Routes live under ``/api/v1`` (flows, executions, webhooks) beside ``/health``,
+``/metrics`` and the OpenAPI pages ``/docs`` and ``/redoc`` (served offline, see docs.py).
+The app starts even when Kafka or Postgres is down (see services.py); every error leaves as
+an ``application/problem+json`` body (see problems.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from engine import dashboard
 from engine.api import routes_executions, routes_flows, routes_ops, routes_webhooks
 from engine.api.auth import Authenticator
+from engine.api.docs import install_docs
 from engine.api.problems import BodyLimit, install, problem_response
 from engine.api.services import ApiServices
 from engine.settings import Settings
@@ -57,7 +59,10 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         version="1",
         description="Flows, executions and webhooks of Headwater (Kestra-compatible shapes).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.services = services
     install(app)
     protect = Depends(Authenticator(settings.api))
