@@ -71,6 +71,11 @@ _COLUMNS = (
     " state_history, last_seq"
 )
 _TERMINAL = frozenset(s.value for s in State if s.is_terminal)
+# The execution and the newest seq among it and its task runs (what a follower watches).
+_FOLLOW_SQL = (
+    f"SELECT {_COLUMNS}, GREATEST(last_seq, (SELECT max(t.last_seq) FROM task_runs t"  # noqa: S608 - constant columns
+    " WHERE t.execution_id = executions.id)) AS follow_seq FROM executions WHERE id = $1"
+)
 
 
 def masked_execution(services: ApiServices, out: ExecutionOut) -> ExecutionOut:
@@ -442,12 +447,11 @@ async def _follow(services: ApiServices, execution_id: str) -> AsyncIterator[byt
     deadline = loop.time() + FOLLOW_MAX_S
     logs_deadline: float | None = None
     while loop.time() < deadline:
-        row = await services.fetchrow(
-            f"SELECT {_COLUMNS} FROM executions WHERE id = $1",  # noqa: S608 - constant columns
-            execution_id,
-        )
-        if row is not None and row["last_seq"] != last_seq:
-            last_seq = row["last_seq"]
+        row = await services.fetchrow(_FOLLOW_SQL, execution_id)
+        # A task run's change (a retry, a parallel branch ending) moves only its own row's
+        # seq: the follower is told of those too, so its task table never freezes.
+        if row is not None and row["follow_seq"] != last_seq:
+            last_seq = row["follow_seq"]
             out = masked_execution(services, execution_from_row(row))
             yield _sse("execution", out.model_dump(mode="json"))
         logs = await services.fetch(

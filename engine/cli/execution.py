@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from engine.cli.apiclient import ApiClient
 from engine.cli.support import (
@@ -47,20 +48,23 @@ STATE_STYLE = {
 }
 
 
-def _state(name: str) -> str:
-    style = STATE_STYLE.get(name)
-    return f"[{style}]{name}[/{style}]" if style else name
+def _state(name: str) -> Text:
+    # Styled Text, never markup: a Live display re-renders the table inside the log lines'
+    # print calls, whose markup=False would otherwise show "[green]SUCCESS[/green]".
+    return Text(name, style=STATE_STYLE.get(name, ""))
 
 
 def task_table(execution: JSON) -> Table:
-    """The execution's task runs: one row each, in start order."""
-    title = (
-        f"{execution['namespace']}.{execution['flowId']} "
-        f"{_state(execution['state']['current'])} {duration(execution['state'].get('durationMs'))}"
+    """The execution's task runs: one row each, children indented under their parent."""
+    title = Text.assemble(
+        f"{execution['namespace']}.{execution['flowId']} ",
+        _state(execution["state"]["current"]),
+        f" {duration(execution['state'].get('durationMs'))}",
     )
     table = Table("task", "state", "attempts", "started", "duration", title=title, box=None)
-    for run in execution.get("taskRunList") or []:
-        task = run["taskId"] + (f" [{run['value']}]" if run.get("value") else "")
+    for depth, run in _tree(execution.get("taskRunList") or []):
+        value = f" [{run['value']}]" if run.get("value") else ""
+        task = Text("  " * depth + run["taskId"] + value)
         table.add_row(
             task,
             _state(run["state"]["current"]),
@@ -69,6 +73,23 @@ def task_table(execution: JSON) -> Table:
             duration(run["state"].get("durationMs")),
         )
     return table
+
+
+def _tree(runs: list[JSON]) -> list[tuple[int, JSON]]:
+    """Each task run after its parent, indented one level deeper (Parallel children under
+    the Parallel); siblings keep the API's order. Orphans (a parent not listed) are roots."""
+    ids = {run["id"] for run in runs}
+    children: dict[str | None, list[JSON]] = {}
+    for run in runs:
+        parent = run.get("parentTaskRunId")
+        children.setdefault(parent if parent in ids else None, []).append(run)
+    out: list[tuple[int, JSON]] = []
+    stack = [(0, run) for run in reversed(children.get(None, []))]
+    while stack:
+        depth, run = stack.pop()
+        out.append((depth, run))
+        stack.extend((depth + 1, child) for child in reversed(children.get(run["id"], [])))
+    return out
 
 
 async def watch(api: ApiClient, execution_id: str, console: Console, *, live: bool) -> JSON:
@@ -87,7 +108,7 @@ async def watch(api: ApiClient, execution_id: str, console: Console, *, live: bo
                 async for event, data in api.follow(execution_id):
                     if event == "log" and data.get("logId") not in seen_logs:
                         seen_logs.add(data.get("logId", ""))
-                        console.print(log_line(data), markup=False, highlight=False)
+                        console.print(Text(log_line(data)), highlight=False)
                     elif event in ("execution", "end"):
                         execution = await api.get_execution(execution_id)
                         if display is not None:
@@ -110,7 +131,7 @@ def outcome(execution: JSON, console: Console) -> None:
     """Print the final line and exit with the execution's outcome."""
     state = execution["state"]["current"]
     took = duration(execution["state"].get("durationMs"))
-    console.print(f"execution {execution['id']} {_state(state)} in {took}")
+    console.print(Text.assemble(f"execution {execution['id']} ", _state(state), f" in {took}"))
     if execution.get("outputs"):
         console.print_json(data=execution["outputs"])
     if state not in GOOD_STATES:

@@ -193,3 +193,17 @@ async def test_transport_errors_name_the_address() -> None:
     async with client(handler) as api:
         with pytest.raises(ServiceError, match=re.escape("the Headwater API at http://api.test")):
             await api.get_execution("x")
+
+
+def test_task_table_nests_children_under_their_parent_in_api_order() -> None:
+    from engine.cli.execution import _tree
+
+    runs = [
+        {"id": "c1", "taskId": "child1", "parentTaskRunId": "p"},
+        {"id": "p", "taskId": "par"},
+        {"id": "c2", "taskId": "child2", "parentTaskRunId": "p"},
+        {"id": "g", "taskId": "grand", "parentTaskRunId": "c2"},
+        {"id": "o", "taskId": "orphan", "parentTaskRunId": "gone"},
+    ]
+    shown = [("  " * depth) + run["taskId"] for depth, run in _tree(runs)]
+    assert shown == ["par", "  child1", "  child2", "    grand", "orphan"]
