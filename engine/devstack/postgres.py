@@ -126,7 +126,8 @@ class Postgres:
     def dsn(self) -> str:
         return f"postgresql://postgres@{HOST}:{self.port}/{DATABASE}"
 
-    async def start(self, taken: set[int], say: Say) -> None:
+    async def start(self, taken: set[int], say: Say, *, fresh: bool = False) -> None:
+        """Start the server; ``fresh`` empties the read model first (see DevStack)."""
         bin_dir = pg_bin_dir()
         user = await asyncio.to_thread(service_user, say)
         if user is not None:
@@ -136,7 +137,14 @@ class Postgres:
             await asyncio.to_thread(self._initdb, bin_dir, user, say)
         await start_on_free_ports(lambda t: self._start_server(bin_dir, user, t), taken,
                                   "postgres")  # fmt: skip
-        await self._ensure_database()
+        if fresh and await self._ensure_database(fresh=True):
+            say(
+                "memory broker: the read model starts empty, as the log does (flows, "
+                "executions and logs of earlier runs are gone; `headwater dev --durable` "
+                "keeps them)"
+            )
+        elif not fresh:
+            await self._ensure_database(fresh=False)
 
     async def _start_server(self, bin_dir: pathlib.Path, user: str | None, taken: set[int]) -> None:
         self.port = pick_port(self.preferred_port, taken)
@@ -215,13 +223,18 @@ class Postgres:
                 )
             await asyncio.sleep(PROBE_INTERVAL_S)
 
-    async def _ensure_database(self) -> None:
+    async def _ensure_database(self, *, fresh: bool) -> bool:
+        """Create the database; with ``fresh``, drop an existing one first. Returns whether
+        an existing database was dropped."""
         admin = f"postgresql://postgres@{HOST}:{self.port}/postgres"
         conn = await asyncpg.connect(admin, timeout=PROBE_TIMEOUT_S)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
-            if not exists:
+            if exists and fresh:
+                await conn.execute(f'DROP DATABASE "{DATABASE}" WITH (FORCE)')
+            if not exists or fresh:
                 await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            return bool(exists and fresh)
         finally:
             await conn.close()
 

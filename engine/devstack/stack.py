@@ -79,7 +79,11 @@ class DevStack:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.broker.start(self.taken))
-                group.create_task(self.postgres.start(self.taken, self.say))
+                # A memory broker starts with an empty log: a read model kept from an earlier
+                # run would list flows and executions that no longer exist (and accept
+                # commands for them that the executor would drop).
+                fresh = not self.broker.durable
+                group.create_task(self.postgres.start(self.taken, self.say, fresh=fresh))
         except BaseException as exc:
             await self.stop()
             if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:

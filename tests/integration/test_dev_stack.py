@@ -207,3 +207,22 @@ def test_dev_deploys_runs_follows_edits_and_stops_clean(dev: Dev, api: httpx.Cli
     assert "stopped" in dev.output()
     assert wait_for("every child gone", lambda: not any(alive(p) for p in tree), 15)
     assert not (dev.folder / "data" / "servers.pid").exists()
+
+    # A restart on the memory broker: the log is empty, so the read model is too. Nothing
+    # deployed outside ./flows is still listed, ./flows is deployed afresh (revision 1), and
+    # an execution of the earlier run is unknown (404), never a command accepted and dropped.
+    dev.start()
+    assert "the read model starts empty" in dev.output()
+    with httpx.Client(base_url=f"{dev.url}/api/v1", timeout=10) as again:
+        assert wait_for("hello redeployed", lambda: _revision(again, "hello")) == 1
+        assert again.get("/flows/company.team/failing").status_code == 404
+        listed = {f["id"] for f in again.get("/flows/search").json()["results"]}
+        assert listed == {"hello"}
+        assert again.get(f"/executions/{execution_id}").status_code == 404
+        assert again.post(f"/executions/{execution_id}/resume").status_code == 404
+        assert again.post(f"/executions/{execution_id}/kill").status_code == 404
+
+
+def _revision(api: httpx.Client, flow_id: str) -> int | None:
+    response = api.get(f"/flows/company.team/{flow_id}")
+    return response.json()["revision"] if response.status_code == 200 else None
