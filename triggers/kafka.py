@@ -12,7 +12,10 @@ derives from (topic, partition, group, offset).
 
 Source: a consumer-group member that consumes at most ``max_in_flight`` records, fires them,
 waits until every StartExecution is durable, then commits the batch's offsets. A crash before
-the commit redelivers the batch; its ids are the same, so nothing runs twice.
+the commit redelivers the batch; its ids are the same, so nothing runs twice. A topic that
+does not exist yet is waited for: the trigger's state says "waiting for topic ...", one
+WARNING is logged then DEBUG lines with the next check (back-off from TOPIC_RETRY_FIRST_S to
+TOPIC_RETRY_MAX_S), and the state clears once the topic is there.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import orjson
 from engine.bus.config import foreign_cluster, from_java_properties
 from engine.bus.consumer import AsyncConsumer, Record
 from engine.errors import BusError, ConfigError
+from engine.reducer.ids import iso
 from engine.settings import KafkaSettings
 from schemas.flow.triggers import KafkaTrigger
 from triggers.ids import kafka_coordinates
@@ -41,6 +45,11 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 DESERIALIZERS = ("STRING", "JSON", "BYTES", "INTEGER", "LONG", "DOUBLE")
+_UNKNOWN_TOPIC = "UNKNOWN_TOPIC_OR_PART"
+# Checks for a topic that does not exist yet: soon at first (a user about to publish), then
+# every half minute at most (a trigger deployed long before its topic costs nothing).
+TOPIC_RETRY_FIRST_S = 1.0
+TOPIC_RETRY_MAX_S = 30.0
 # Java client settings Kestra users copy along; librdkafka would refuse them.
 _JAVA_ONLY = frozenset({"key.deserializer", "value.deserializer", "bootstrap.servers"})
 
@@ -146,6 +155,24 @@ class KafkaSource:
         self.config = KafkaConfig(ctx.config, ctx, base)
 
     async def run(self) -> None:
+        waits = 0
+        while True:
+            missing = await self._consume(waiting=waits > 0)
+            # A topic that does not exist yet (publishing will create it): wait for it
+            # quietly instead of crashing, which the runtime would log as an ERROR on every
+            # restart. A fresh consumer each time: librdkafka would otherwise notice the new
+            # topic only at its next metadata refresh (minutes).
+            delay = min(TOPIC_RETRY_FIRST_S * 2**waits, TOPIC_RETRY_MAX_S)
+            waits += 1
+            level = logging.WARNING if waits == 1 else logging.DEBUG
+            log.log(level, "kafka trigger %s: %s; checking again in %.0f s", self.ctx.ref,
+                    missing, delay)  # fmt: skip
+            if waits == 1:
+                await self.ctx.record(last_error=missing, last_error_at=iso(datetime.now(UTC)))
+            await asyncio.sleep(delay)
+
+    async def _consume(self, *, waiting: bool) -> str:
+        """Consume until a subscribed topic turns out not to exist; returns what to say."""
         c = self.config
         consumer = AsyncConsumer(c.settings, c.group_id, **c.overrides)
         await consumer.start()
@@ -157,10 +184,16 @@ class KafkaSource:
                         self.ctx.max_in_flight, self.ctx.poll_timeout_s
                     )
                 except BusError as exc:
+                    if exc.context.get("code") == _UNKNOWN_TOPIC:
+                        return f"waiting for topic {', '.join(c.topics)}: it does not exist yet"
                     if not exc.retriable:
                         raise
                     log.warning("kafka trigger %s: %s", self.ctx.ref, exc)
                     continue
+                if waiting and consumer.assigned:
+                    log.info("kafka trigger %s: topic %s is there", self.ctx.ref, c.topics)
+                    await self.ctx.record(last_error=None, last_error_at=iso(datetime.now(UTC)))
+                    waiting = False
                 if records:
                     await self.handle(records)
                     await consumer.commit(records)

@@ -111,15 +111,30 @@ class _Context:
         except BaseException:
             self._slots.release()
             raise
-        future.add_done_callback(self._done)
+        future.add_done_callback(self._done if problem is None else self._done_with_problem)
         self.fired += 1
         self._rt.fired[str(self.trigger.get("type"))] += 1
         return future
 
     def _done(self, future: asyncio.Future[Any]) -> None:
-        self._slots.release()
-        if not future.cancelled() and future.exception() is None:
+        # A clean start clears the trigger's last error: it works again (an earlier
+        # malformed payload or connection failure is history, in the logs).
+        if self._delivered(future):
+            now = iso(_now())
+            st = self._rt.states.get(self.ref)
+            if st is not None and st.last_error is not None:
+                # dated now, so that readers merging snapshots take the clear too
+                self._rt.note(self.ref, last_fired=now, last_error=None, last_error_at=now)
+            else:
+                self._rt.note(self.ref, last_fired=now)
+
+    def _done_with_problem(self, future: asyncio.Future[Any]) -> None:
+        if self._delivered(future):  # the problem noted when it fired stays shown
             self._rt.note(self.ref, last_fired=iso(_now()))
+
+    def _delivered(self, future: asyncio.Future[Any]) -> bool:
+        self._slots.release()
+        return not future.cancelled() and future.exception() is None
 
     async def malformed(
         self, coordinates: str, raw: JSON, problem: str

@@ -132,6 +132,15 @@ def toggle_record(
     return state_record(state, occurred=when)
 
 
+def fired_record(
+    namespace: str, flow_id: str, trigger_id: str, *, trigger_type: str, now: datetime
+) -> KeyValue:
+    """A webhook trigger fired (the API starts webhook executions: no trigger source runs
+    for them to record it). Carries no toggle, so readers keep the trigger's flag."""
+    state = TriggerState(namespace, flow_id, trigger_id, trigger_type, last_fired=iso(now))
+    return state_record(state, occurred=now)
+
+
 async def set_enabled(
     producer: AsyncProducer,
     topic: str,

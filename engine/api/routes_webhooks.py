@@ -31,13 +31,17 @@ from engine.api.models import ExecutionCreated, labels_to_list
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.services import ApiServices
 from engine.bus.wire import command_record
-from engine.errors import DatabaseError
+from engine.errors import DatabaseError, HeadwaterError
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.states import State
 from schemas.envelope import EnvelopeError
 from triggers import webhook as hook
+from triggers.state import fired_record
 
 log = logging.getLogger(__name__)
+
+# A webhook's "last fired" is recorded at most this often per trigger (seconds).
+FIRED_NOTE_EVERY_S = 1.0
 
 # The toggle lookup reads the read model; a webhook must not hang on a slow database, and
 # without an answer the trigger follows its YAML (see _toggled).
@@ -92,6 +96,24 @@ def router(services: ApiServices) -> APIRouter:
         prefix="/executions/webhook", tags=["webhooks"], responses=problem_responses(400, 413)
     )
 
+    noted: dict[tuple[str, str, str], datetime] = {}
+
+    async def _note_fired(
+        namespace: str, flow_id: str, trigger: dict[str, Any], now: datetime
+    ) -> None:
+        """The trigger's "last fired", at most once per trigger per FIRED_NOTE_EVERY_S (a
+        busy webhook must not double its records); a failure here never fails the call."""
+        key = (namespace, flow_id, str(trigger.get("id")))
+        last = noted.get(key)
+        if last is not None and (now - last).total_seconds() < FIRED_NOTE_EVERY_S:
+            return
+        noted[key] = now
+        kv = fired_record(*key, trigger_type=str(trigger.get("type", "")), now=now)
+        try:
+            await services.produce(services.topics.trigger_state.name, kv)
+        except HeadwaterError as exc:
+            log.warning("webhook %s/%s/%s: last fired not recorded: %s", *key, exc)
+
     async def webhook(
         namespace: str, flow_id: str, key: str, request: Request
     ) -> ExecutionCreated | Response:
@@ -102,6 +124,7 @@ def router(services: ApiServices) -> APIRouter:
         if record is None or flow is None or trigger is None:
             raise ProblemError(404, *_NOT_FOUND)
         enabled = await _toggled(services, namespace, flow_id, str(trigger.get("id")))
+        now = datetime.now(UTC)
         result = hook.webhook_start(
             namespace,
             flow_id,
@@ -110,7 +133,7 @@ def router(services: ApiServices) -> APIRouter:
             body=await request.body(),
             headers=list(request.headers.items()),
             parameters=list(request.query_params.multi_items()),
-            now=datetime.now(UTC),
+            now=now,
             enabled=enabled,
         )
         if result.status == hook.CONDITIONS_NOT_MET:
@@ -126,6 +149,7 @@ def router(services: ApiServices) -> APIRouter:
             raise ProblemError(422, hook.BODY_TITLE, exc.message) from None
         await services.produce(services.topics.commands.name, record_kv)
         services.commands_sent[command.type] = services.commands_sent.get(command.type, 0) + 1
+        await _note_fired(namespace, flow_id, trigger, now)
         return ExecutionCreated(
             id=command.execution_id,
             namespace=namespace,

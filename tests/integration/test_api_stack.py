@@ -504,6 +504,17 @@ async def test_webhook_good_and_bad_keys(stack: Stack) -> None:
     assert posted["headers"]["x-thing"] == ["yes"]
     assert "authorization" not in posted["headers"]  # credentials stay out of the state
     assert body_of["None"]["parameters"] == {"q": ["x"]}
+    # The triggers page shows when the webhook last fired (the API records it).
+    fired = await stack.until(
+        "SELECT last_fired FROM triggers WHERE namespace = $1 AND flow_id = 'hello'"
+        " AND trigger_id = 'hook'",
+        ns,
+    )
+    listed = (await c.get("/api/v1/triggers/search", params={"namespace": ns})).json()
+    assert [(t["triggerId"], t["lastFired"] is not None) for t in listed["results"]] == [
+        ("hook", True)
+    ]
+    assert fired is not None
 
 
 def gate_yaml(ns: str) -> str:

@@ -4,12 +4,14 @@ toggles and malformed payloads."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+import triggers.kafka
 from engine.bus import AsyncProducer
 from engine.bus.topics import Topics
 from engine.bus.wire import event_record
@@ -165,14 +167,16 @@ async def test_toggle_stops_and_restarts_a_source_and_malformed_is_a_trigger_err
     try:
         async with Commands(s, topics) as commands, AsyncProducer(s.kafka) as p:
             await p.produce(topic, b"k", b"{not json")
-            await p.produce(topic, b"k", b'{"n": 1}')
-            await commands.until(1)
             # Wait for this error specifically: a source that subscribed before the user topic
             # existed may first record (and recover from) a different one.
             await wait_for(
                 lambda: "malformed payload" in (error() or ""),
                 "the malformed payload's trigger error",
             )
+            await p.produce(topic, b"k", b'{"n": 1}')
+            await commands.until(1)
+            # The trigger works again: its old error is cleared (readers merge snapshots).
+            await wait_for(lambda: error() is None, "the error cleared by a clean start")
             await set_enabled(p, topics.trigger_state.name, "test.triggers", "f", "t", False)
             await wait_for(lambda: not runtime.running(), "the source to stop")
             await p.produce(topic, b"k", b'{"n": 2}')
@@ -187,3 +191,55 @@ async def test_toggle_stops_and_restarts_a_source_and_malformed_is_a_trigger_err
     values = sorted(c.trigger["value"]["n"] for c in commands.starts.values() if c.trigger)
     assert values == [1, 2]
     assert table.states["test.triggers/f/t"].last_fired is not None
+
+
+async def test_kafka_trigger_waits_quietly_for_a_missing_topic(
+    env: tuple[Settings, Topics], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(triggers.kafka, "TOPIC_RETRY_FIRST_S", 0.2)
+    monkeypatch.setattr(triggers.kafka, "TOPIC_RETRY_MAX_S", 0.4)
+    caplog.set_level(logging.DEBUG, logger="triggers")
+    s, topics = env
+    topic = f"{s.kafka.topic_prefix}not-yet"
+    await deploy(
+        s,
+        topics,
+        f"""
+  - id: t
+    type: io.kestra.plugin.kafka.RealtimeTrigger
+    topic: {topic}
+    groupId: {s.kafka.topic_prefix}g2
+    properties:
+      bootstrap.servers: "{s.kafka.bootstrap_servers}"
+      session.timeout.ms: "{s.kafka.session_timeout_ms}"
+""",
+    )
+    table = StateTable()
+    follower = TopicFollower(
+        s.kafka, topics.trigger_state.name,
+        lambda r: table.apply(decode_state(r.value or b"")), "test-state-reader-2",
+    )  # fmt: skip
+    runtime = TriggerRuntime(s)
+    await runtime.start()
+    await follower.start()
+
+    def error() -> str | None:
+        st = table.states.get("test.triggers/f/t")
+        return st.last_error if st else None
+
+    def waits() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "waiting for topic" in r.getMessage()]
+
+    try:
+        await wait_for(lambda: "waiting for topic" in (error() or ""), "the waiting state")
+        await wait_for(lambda: len(waits()) >= 4, "several checks for the topic")
+        # Said once as a warning, then quietly; never an ERROR, never a source restart.
+        assert [r.levelno for r in waits()].count(logging.WARNING) == 1
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+        async with Commands(s, topics) as commands, AsyncProducer(s.kafka) as p:
+            await p.produce(topic, b"k", b"hello")  # Tansu creates the topic
+            await commands.until(1)
+        await wait_for(lambda: error() is None, "the waiting state cleared")
+    finally:
+        await runtime.close()
+        await follower.close()
