@@ -99,6 +99,10 @@ def flow_to_dict(flow: Flow) -> dict[str, Any]:
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> FlowProblem:
     mark = exc.problem_mark or exc.context_mark
+    if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+        # An unterminated quote or block runs to the end of the file: the mistake is where
+        # it opened (the context), not the file's last line.
+        mark = exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     what = exc.problem or exc.context or "invalid YAML"
     context = f" ({exc.context})" if exc.context and exc.problem else ""

@@ -120,6 +120,12 @@ CASES: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         [(6, 4, "", "invalid YAML")],
     ),
     (
+        "unterminated quote: reported where it opens, not at the end of the file",
+        HEAD + 'tasks:\n  - id: a\n    type: log\n    message: "oops\n'
+        "  - id: b\n    type: log\n    message: fine\n",
+        [(6, 14, "", "invalid YAML: found unexpected end of stream")],
+    ),
+    (
         "duplicate YAML key",
         HEAD + "tasks:\n  - id: a\n    type: log\n    message: x\n    message: y\n",
         [(7, 5, "message", "duplicate key 'message' (first defined on line 6)")],
