@@ -98,6 +98,12 @@ class ApiClient:
     async def list_flows(self, namespace: str | None = None, q: str | None = None) -> list[JSON]:
         return await self._pages("/flows/search", {"namespace": namespace, "q": q, "size": 1000})
 
+    async def list_triggers(
+        self, namespace: str | None = None, flow_id: str | None = None
+    ) -> list[JSON]:
+        params = {"namespace": namespace, "flowId": flow_id, "size": 1000}
+        return await self._pages("/triggers/search", params)
+
     async def delete_flow(self, namespace: str, flow_id: str) -> None:
         await self.request("DELETE", f"/flows/{namespace}/{flow_id}")
 

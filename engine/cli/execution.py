@@ -25,6 +25,7 @@ from engine.cli.support import (
     parse_pairs,
     print_json,
     short_time,
+    table_console,
     with_api,
 )
 from engine.errors import NotFoundError
@@ -167,7 +168,7 @@ def list_executions(
             str(e["state"].get("startDate") or "-")[:19].replace("T", " "),
             duration(e["state"].get("durationMs")),
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 @app.command()
@@ -180,7 +181,7 @@ def show(
     if as_json:
         print_json(execution)
         return
-    console = Console()
+    console = table_console()
     console.print(task_table(execution))
     if execution.get("outputs"):
         console.print_json(data=execution["outputs"])
@@ -210,7 +211,7 @@ def follow(
     as_json: Annotated[bool, typer.Option("--json", help="Print the final execution.")] = False,
 ) -> None:
     """Watch an execution to its end; exit 0 on SUCCESS/WARNING, 1 otherwise."""
-    console = Console(stderr=as_json)
+    console = table_console(stderr=as_json)
     final = with_api(lambda api: watch(api, execution_id, console, live=not as_json))
     if as_json:
         print_json(final)

@@ -110,13 +110,14 @@ def list_flows(
     if as_json:
         print_json(flows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from engine.cli.support import table_console
 
     table = Table("namespace", "id", "revision", "updated", box=None)
     for f in flows:
         table.add_row(f["namespace"], f["id"], str(f["revision"]), str(f.get("updated") or "-"))
-    Console().print(table)
+    table_console().print(table)
 
 
 @app.command()

@@ -19,7 +19,15 @@ from rich.console import Console
 
 from engine.cli.apiclient import ApiClient
 from engine.cli.execution import outcome, watch
-from engine.cli.support import EXIT_FAILED, EXIT_USAGE, GOOD_STATES, fail, parse_pairs, print_json
+from engine.cli.support import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    GOOD_STATES,
+    fail,
+    parse_pairs,
+    print_json,
+    table_console,
+)
 from engine.cli.support import run_async as run_command
 from engine.flows import FlowValidationError, load_flow_file
 from engine.settings import ClientSettings, Settings
@@ -111,7 +119,7 @@ def run(
         "labels": parse_pairs(labels, "label"),
         "live": not as_json,
     }
-    console = Console(stderr=as_json)
+    console = table_console(stderr=as_json)
     settings = load_settings()
     if embedded:
         final = run_command(run_embedded(settings, data_dir, console, **kw))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 import typer
+from rich.console import Console
 
 from engine.cli.apiclient import ApiClient, ApiError
 from engine.errors import HeadwaterError, ServiceError
@@ -25,6 +26,17 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 GOOD_STATES = frozenset({"SUCCESS", "WARNING"})
+
+
+# Piped output has no terminal width: tables then take the width their cells need (a script
+# or grep gets whole ids and names, never "company.…"). Wide enough for any row.
+PIPED_WIDTH = 10_000
+
+
+def table_console(*, stderr: bool = False) -> Console:
+    """A console for tables and live views: the terminal's width, or unlimited when piped."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=PIPED_WIDTH)
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -2,7 +2,8 @@
 
 Runs every trigger source of the deployed flows (schedule, Flow, Kafka, MQTT, RabbitMQ, file
 arrival) until SIGTERM or SIGINT; ``headwater triggers toggle NS FLOW TRIGGER --disable``
-enables or disables one trigger through hw.trigger-state. ``--health-port`` serves
+enables or disables one trigger through hw.trigger-state; ``headwater triggers list`` shows
+every trigger's state through the API. ``--health-port`` serves
 /health/ready (503 once a source follower or the runtime failed) and /metrics.
 """
 
@@ -12,8 +13,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings
@@ -98,3 +101,37 @@ def toggle(
 
     asyncio.run(main())
     typer.echo(f"{namespace}/{flow_id}/{trigger_id} {'enabled' if enable else 'disabled'}")
+
+
+@app.command("list")
+def list_triggers(
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace (and below).")] = None,
+    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the triggers of deployed flows: enabled, last fired, next date, last error."""
+    from rich.table import Table
+
+    from engine.cli.support import print_json, table_console, with_api
+
+    rows = with_api(lambda api: api.list_triggers(namespace, flow))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("flow", "trigger", "type", "enabled", "last fired", "next", "last error",
+                  box=None)  # fmt: skip
+    for t in rows:
+        table.add_row(
+            Text(f"{t['namespace']}.{t['flowId']}"),
+            Text(t["triggerId"]),
+            Text(str(t.get("type") or "").rsplit(".", 1)[-1]),
+            Text("yes" if t.get("enabled") else "no", style="" if t.get("enabled") else "red"),
+            Text(_when(t.get("lastFired"))),
+            Text(_when(t.get("nextDate"))),
+            Text(t.get("lastError") or "", style="red"),
+        )
+    table_console().print(table)
+
+
+def _when(value: str | None) -> str:
+    return str(value)[:19].replace("T", " ") if value else "-"

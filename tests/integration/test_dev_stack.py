@@ -197,6 +197,32 @@ def test_dev_deploys_runs_follows_edits_and_stops_clean(dev: Dev, api: httpx.Cli
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert '"current": "FAILED"' in bad.stdout
 
+    # The CLI's tables, piped (no terminal; even a narrow COLUMNS): whole names and ids. A
+    # webhook call shows as the trigger's "last fired" in `headwater triggers list`.
+    hook = api.post("/executions/webhook/company.team/hello/hello-key")
+    assert hook.status_code == 200, hook.text
+    narrow = {**env, "COLUMNS": "40"}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [str(HEADWATER), *args], cwd=dev.folder, env=narrow, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    listed = cli("execution", "list", "--flow", "hello")
+    assert execution_id in listed
+    assert "company.team.hello" in listed
+    assert "…" not in listed
+
+    def hook_fired() -> bool:
+        rows = [line.split() for line in cli("triggers", "list").splitlines()]
+        return any(r[:4] == ["company.team.hello", "webhook", "Webhook", "yes"] and r[4] != "-"
+                   for r in rows if len(r) >= 5)  # fmt: skip
+
+    assert wait_for("the webhook's last fired in `triggers list`", hook_fired)
+
     # Ctrl-C: every process it started (servers, postgres backends, task processes) ends.
     assert dev.process is not None
     tree = descendants(dev.process.pid)
