@@ -33,7 +33,9 @@ class ApiError(HeadwaterError):
     """The API answered with an error (a problem+json body)."""
 
     def __init__(self, status: int, title: str, detail: str, body: JSON | None = None) -> None:
-        super().__init__(f"{title}: {detail}" if detail else title, status=status)
+        # A detail that already starts with the title is said once ("Invalid inputs: ...").
+        said = detail if detail.lower().startswith(title.lower()) else f"{title}: {detail}"
+        super().__init__(said if detail else title, status=status)
         self.status = status
         self.title = title
         self.detail = detail

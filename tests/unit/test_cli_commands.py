@@ -207,3 +207,11 @@ def test_task_table_nests_children_under_their_parent_in_api_order() -> None:
     ]
     shown = [("  " * depth) + run["taskId"] for depth, run in _tree(runs)]
     assert shown == ["par", "  child1", "  child2", "    grand", "orphan"]
+
+
+def test_api_error_says_its_title_once() -> None:
+    repeated = ApiError(422, "Invalid inputs", "Invalid inputs: input 'n': expected an INT")
+    assert repeated.message == "Invalid inputs: input 'n': expected an INT"
+    plain = ApiError(404, "Not found", "no execution x")
+    assert plain.message == "Not found: no execution x"
+    assert ApiError(500, "Server error", "").message == "Server error"
