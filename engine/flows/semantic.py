@@ -40,7 +40,6 @@ def semantic_problems(flow: Any) -> list[Located]:
         if task.get("type") == _DAG:
             out.extend(_dag_problems(path, task))
     out.extend(_not_provided(flow, ()))
-    out.extend(_expression_problems(flow, ()))
     return out
 
 
@@ -48,9 +47,13 @@ def semantic_problems(flow: Any) -> list[Located]:
 _NOT_RENDERED = frozenset({"description", "pluginDefaults", "taskDefaults"})
 
 
-def _expression_problems(node: Any, path: Path) -> Iterator[Located]:
-    """Every string holding an expression is parsed (as the engine will render it): syntax
-    errors and unknown filters, functions and tests are reported where they are written."""
+def expression_problems(node: Any, path: Path = ()) -> Iterator[Located]:
+    """Every string holding an expression, parsed as the engine will render it: syntax errors
+    and unknown filters, functions and tests, where they are written.
+
+    Not a deploy error: Kestra saves a flow without parsing its expressions (its own test
+    flow ``flowable-with-parent-fail`` holds one that cannot parse), and such a task fails
+    when it runs, with the parser's message. Tools may show these as warnings."""
     if isinstance(node, str):
         if "{{" in node or "{%" in node:
             try:
@@ -60,10 +63,10 @@ def _expression_problems(node: Any, path: Path) -> Iterator[Located]:
     elif isinstance(node, dict):
         for key, value in node.items():
             if key not in _NOT_RENDERED:
-                yield from _expression_problems(value, (*path, key))
+                yield from expression_problems(value, (*path, key))
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _expression_problems(item, (*path, index))
+            yield from expression_problems(item, (*path, index))
 
 
 # Free-form places where a `type:` is not a task, trigger or condition type.
