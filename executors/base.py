@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
@@ -130,6 +131,22 @@ class Storage(Protocol):
 
     async def read(self, uri: str) -> bytes:
         """The file's bytes; raises (StorageError) naming the URI when it does not exist."""
+        ...
+
+    async def put_file(self, name: str, source: Path, *, move: bool = False) -> str:
+        """Store a local file of any size, streamed (moved when ``move``); its URI."""
+        ...
+
+    async def local_path(self, uri: str) -> Path:
+        """A local file with the content of ``uri`` to stream from; raises when missing."""
+        ...
+
+    async def delete(self, uri: str) -> bool:
+        """Delete one file; whether it existed."""
+        ...
+
+    async def delete_execution_files(self) -> list[str]:
+        """Delete every file of the running execution; the URIs deleted."""
         ...
 
 

@@ -7,7 +7,12 @@ file belongs::
     kestra:///<namespace as path>/<flow>/executions/<execution>/tasks/<task>/<task run>/<file>
 
 (``company.team`` becomes ``company/team``, as Kestra does). :class:`LocalStorage` keeps them
-under one directory; an object store can implement the same three methods later.
+under one directory; an object store can implement the same methods later.
+
+Big files never pass through memory: a task writes into a local file and hands it over with
+:meth:`TaskStorage.put_file`, and reads a stored file by streaming from
+:meth:`TaskStorage.local_path` (for this storage, the stored file itself; an object store
+would download it to a temporary file first).
 
 Path traversal is impossible by construction: every segment is checked against a strict
 pattern (no ``..``, no separators, no NUL) and the resolved path must stay under the root, so a
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,6 +124,63 @@ class LocalStorage:
         """Store ``data`` as ``name`` of the task run; returns its URI."""
         return await asyncio.to_thread(self.put_sync, location, name, data)
 
+    def put_file_sync(
+        self, location: TaskLocation, name: str, source: Path, *, move: bool = False
+    ) -> str:
+        """Store the local file ``source`` as ``name`` of the task run, streamed (copied, or
+        moved when ``move`` and the file system allows); returns its URI."""
+        uri = self.uri(location, name)
+        path = self.path_of(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            if move:
+                try:
+                    os.replace(source, tmp)
+                except OSError:  # another file system: copy instead
+                    shutil.copyfile(source, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            raise StorageError(f"cannot store {source}: the file does not exist") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return uri
+
+    def local_path_sync(self, uri: str) -> Path:
+        """The stored file of ``uri``, to stream from; StorageError when it does not exist."""
+        path = self.path_of(uri)
+        if not path.is_file():
+            raise StorageError(f"internal storage file {uri} does not exist")
+        return path
+
+    def delete_sync(self, uri: str) -> bool:
+        """Delete the file of ``uri``; whether it existed."""
+        path = self.path_of(uri)
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+        return True
+
+    def execution_prefix(self, location: TaskLocation) -> str:
+        """The URI of the folder holding every file of the location's execution."""
+        return SCHEME + "/" + "/".join(location.segments()[:-3])
+
+    def delete_tree_sync(self, prefix: str) -> list[str]:
+        """Delete every file under the folder URI ``prefix``; the URIs deleted, sorted."""
+        root = self.path_of(prefix.rstrip("/"))
+        if not root.is_dir():
+            return []
+        deleted = [
+            SCHEME + "/" + path.relative_to(self.root).as_posix()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and not path.name.startswith(".")
+        ]
+        shutil.rmtree(root, ignore_errors=True)
+        return deleted
+
     def read_sync(self, uri: str, max_bytes: int = MAX_READ_BYTES) -> bytes:
         path = self.path_of(uri)
         try:
@@ -155,6 +218,24 @@ class TaskStorage:
 
     async def read(self, uri: str) -> bytes:
         return await self.storage.read(uri)
+
+    async def put_file(self, name: str, source: Path, *, move: bool = False) -> str:
+        """Store a local file of any size (see :meth:`LocalStorage.put_file_sync`)."""
+        return await asyncio.to_thread(
+            self.storage.put_file_sync, self.location, name, source, move=move
+        )
+
+    async def local_path(self, uri: str) -> Path:
+        """A local file holding ``uri``'s content, to stream from (do not change it)."""
+        return await asyncio.to_thread(self.storage.local_path_sync, uri)
+
+    async def delete(self, uri: str) -> bool:
+        return await asyncio.to_thread(self.storage.delete_sync, uri)
+
+    async def delete_execution_files(self) -> list[str]:
+        """Delete every file of this task run's execution; the URIs deleted."""
+        prefix = self.storage.execution_prefix(self.location)
+        return await asyncio.to_thread(self.storage.delete_tree_sync, prefix)
 
 
 async def offload_outputs(
