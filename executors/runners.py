@@ -178,17 +178,18 @@ async def choose_runner(
             f"and {DOCKER} are)",
         )
     options = docker_options(wanted.docker or {}, task, render, default_image, ctx)
-    what = f"taskRunner {DOCKER} (image {options.image!r})"
+    what = f"the task asks for a container (Docker task runner, image {options.image!r})"
     host = options.host or settings.docker_host
     if not host:
         return _unavailable(
             ctx,
-            f"{what}: this worker has no Docker Engine; set {SETTING_HOST} to its socket "
-            f"(unix:///var/run/docker.sock) or tcp:// address",
+            f"{what} and this worker has no Docker Engine: the operator sets {SETTING_HOST} to "
+            f"its socket (unix:///var/run/docker.sock) or tcp:// address",
         )
     problem = await ping(host)
     if problem is not None:
-        return _unavailable(ctx, f"{what}: the Docker Engine at {host} is not reachable: {problem}")
+        reason = f"{what} and the Docker Engine at {host} does not answer: {problem}"
+        return _unavailable(ctx, reason)
     if options.volumes and not settings.volumes_enabled:
         raise TaskError(
             f"taskRunner.volumes: bind mounts of host paths are disabled on this worker; the "
