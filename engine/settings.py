@@ -261,6 +261,22 @@ class WorkerSettings(_Section):
     venv_cache_dir: str = Field(
         "", description="Cached virtualenvs of Python task dependencies; empty = system temp dir."
     )
+    docker_host: str = Field(
+        "",
+        description="Docker Engine that runs script tasks asking for a container (taskRunner "
+        "Docker, containerImage): unix:///var/run/docker.sock or tcp://HOST:PORT; empty = none.",
+    )
+    containers_on_host: bool = Field(
+        False,
+        description="Run script tasks that ask for a container on the worker's host when no "
+        "Docker Engine is configured or reachable (logged as a WARN line on the task); "
+        "false = such tasks fail.",
+    )
+    docker_volumes_enabled: bool = Field(
+        False,
+        description="Allow the Docker task runner's 'volumes' (bind mounts of host paths), as "
+        "Kestra's volume-enabled plugin setting; false = a task that sets them fails.",
+    )
 
 
 class ExecutorSettings(_Section):

@@ -159,6 +159,21 @@ class ProcessWatch(Protocol):
     def unregister(self, pgid: int) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerSettings:
+    """Where script tasks that ask for a container may run (the worker's settings).
+
+    ``docker_host`` names the Docker Engine (``unix:///var/run/docker.sock``,
+    ``tcp://127.0.0.1:2375``); None: this worker has none. ``on_host`` is the operator's opt-in
+    to run such tasks on the worker's host instead of failing them (logged on the task at
+    WARN). ``volumes_enabled`` allows the Docker runner's ``volumes`` (host bind mounts).
+    """
+
+    docker_host: str | None = None
+    on_host: bool = False
+    volumes_enabled: bool = False
+
+
 # (value, variables, expression hooks) -> rendered value; hooks is an ExpressionHooks or None.
 Renderer = Callable[[Any, Mapping[str, Any], Any], Any]
 Sleeper = Callable[[float, asyncio.Event], Awaitable[bool]]
@@ -212,6 +227,8 @@ class TaskContext:
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None
+    # Container task runners (Docker) and what to do without one: see ContainerSettings.
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     logs: list[LogLine] = field(default_factory=list)
     # The directory script tasks run in (a worker sets it; shared inside a WorkingDirectory).

@@ -87,7 +87,7 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         self._exited.set()
 
 
-class _LineSink:
+class LineSink:
     """Turns output lines into log lines and protocol messages."""
 
     def __init__(self, ctx: TaskContext, result: ProcessResult) -> None:
@@ -139,36 +139,56 @@ class _LineSink:
             self.result.metrics[name] = value
 
 
-async def _pump(stream: asyncio.StreamReader, level: LogLevel, sink: _LineSink) -> None:
-    buf = bytearray()
-    skipping = False  # inside the cut-off rest of an over-long line
-    while True:
-        chunk = await stream.read(_READ_CHUNK)
-        if not chunk:
-            break
+class LineSplitter:
+    """Cuts a byte stream (pipe reads, Docker log frames) into lines for a :class:`LineSink`;
+    a line longer than :data:`MAX_LINE_BYTES` is cut there and the rest of it dropped."""
+
+    def __init__(self, sink: LineSink, level: LogLevel) -> None:
+        self.sink = sink
+        self.level = level
+        self.buf = bytearray()
+        self.skipping = False  # inside the cut-off rest of an over-long line
+
+    def feed(self, chunk: bytes) -> None:
         start = 0
         while True:
             end = chunk.find(b"\n", start)
             if end < 0:
-                if not skipping:
-                    buf += chunk[start:]
-                    if len(buf) > MAX_LINE_BYTES:
-                        sink.line(bytes(buf[:MAX_LINE_BYTES]) + _TRUNCATED.encode(), level)
-                        buf.clear()
-                        skipping = True
-                break
-            if skipping:
-                skipping = False
+                if not self.skipping:
+                    self.buf += chunk[start:]
+                    if len(self.buf) > MAX_LINE_BYTES:
+                        self._cut()
+                        self.skipping = True
+                return
+            if self.skipping:
+                self.skipping = False
             else:
-                buf += chunk[start:end]
-                if len(buf) > MAX_LINE_BYTES:
-                    sink.line(bytes(buf[:MAX_LINE_BYTES]) + _TRUNCATED.encode(), level)
+                self.buf += chunk[start:end]
+                if len(self.buf) > MAX_LINE_BYTES:
+                    self._cut()
                 else:
-                    sink.line(bytes(buf), level)
-                buf.clear()
+                    self.sink.line(bytes(self.buf), self.level)
+                self.buf.clear()
             start = end + 1
-    if buf and not skipping:
-        sink.line(bytes(buf), level)
+
+    def close(self) -> None:
+        if self.buf and not self.skipping:
+            self.sink.line(bytes(self.buf), self.level)
+        self.buf.clear()
+
+    def _cut(self) -> None:
+        self.sink.line(bytes(self.buf[:MAX_LINE_BYTES]) + _TRUNCATED.encode(), self.level)
+        self.buf.clear()
+
+
+async def _pump(stream: asyncio.StreamReader, level: LogLevel, sink: LineSink) -> None:
+    splitter = LineSplitter(sink, level)
+    while True:
+        chunk = await stream.read(_READ_CHUNK)
+        if not chunk:
+            break
+        splitter.feed(chunk)
+    splitter.close()
 
 
 async def run_process(
@@ -185,7 +205,7 @@ async def run_process(
     The caller's own cancellation (worker shutdown) kills the group too, then propagates.
     """
     result = ProcessResult()
-    sink = _LineSink(ctx, result)
+    sink = LineSink(ctx, result)
     loop = asyncio.get_running_loop()
     exited = asyncio.Event()
     transport, protocol = await loop.subprocess_exec(

@@ -8,6 +8,9 @@ with the same requirements starts at once. A file lock makes concurrent runs (ev
 worker processes on the machine) build one venv, not race on it.
 
 In ``Commands``, ``python`` and ``python3`` on ``PATH`` are that interpreter (or the venv's).
+In a container (:mod:`executors.runners`; default image ``python:3.13-slim``, as Kestra's) the
+image's ``python`` runs the script, and ``dependencies`` are installed by pip inside the
+container before it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,21 @@ from typing import Any
 
 from executors.base import TaskContext, TaskError, TaskOutcome, to_text
 from executors.process import run_process, task_environment
-from executors.shell import DEFAULT_INTERPRETER, command_script, run_script, string_list
+from executors.runners import Container, Runner
+from executors.shell import (
+    command_script,
+    interpreter_argv,
+    resolve_runner,
+    run_script,
+    string_list,
+    with_before_commands,
+)
 
 # Marks a venv whose dependencies finished installing; a directory without it is rebuilt.
 _READY = ".headwater-ready"
 # pip's own output is progress, not a problem: its stderr is logged at INFO, not ERROR.
+# Kestra's default image of the Python types (PythonBasedPlugin.DEFAULT_IMAGE).
+DEFAULT_IMAGE = "python:3.13-slim"
 _PIP_ARGS = ("-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q")
 
 
@@ -113,6 +126,22 @@ def _dependencies(task: Mapping[str, Any], ctx: TaskContext) -> list[str]:
     return string_list(ctx.render(task.get("dependencies")), "dependencies")
 
 
+async def _python_for(
+    task: Mapping[str, Any], ctx: TaskContext, environments: PythonEnvironments
+) -> tuple[Runner, str, str | None, list[str]]:
+    """(runner, python, PATH prefix, install commands) of a Python task.
+
+    On the host: the worker's interpreter or a cached venv with the dependencies. In a
+    container: the image's ``python``, the dependencies installed by pip inside it first."""
+    runner = await resolve_runner(task, ctx, default_image=DEFAULT_IMAGE)
+    deps = _dependencies(task, ctx)
+    if isinstance(runner, Container):
+        install = [" ".join(["python -m pip install -q", *map(shlex.quote, deps)])] if deps else []
+        return runner, "python", None, install
+    bin_dir = await environments.bin_dir(deps, ctx)
+    return runner, str(bin_dir / "python"), str(bin_dir), []
+
+
 class PythonScriptTask:
     """io.kestra.plugin.scripts.python.Script: ``script`` saved to a file, run by Python."""
 
@@ -120,8 +149,7 @@ class PythonScriptTask:
         self.environments = environments
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
-        bin_dir = await self.environments.bin_dir(_dependencies(task, ctx), ctx)
-        python = str(bin_dir / "python")
+        runner, python, prefix, install = await _python_for(task, ctx, self.environments)
 
         def argv(root: Path, render: Callable[[Any], Any]) -> list[str]:
             script = render(task.get("script"))
@@ -129,14 +157,13 @@ class PythonScriptTask:
                 raise TaskError(f"task '{task.get('id')}': property 'script' is required")
             path = root / f".hw_script_{uuid.uuid4().hex}.py"
             path.write_text(to_text(script))
-            before = string_list(render(task.get("beforeCommands")), "beforeCommands")
-            if not before:
+            if not install and task.get("beforeCommands") is None:
                 return [python, str(path)]
-            interpreter = string_list(render(task.get("interpreter")), "interpreter")
-            body = "\n".join(["set -e", *before, f"{shlex.quote(python)} {shlex.quote(str(path))}"])
-            return [*(interpreter or DEFAULT_INTERPRETER), body]
+            run = f"{shlex.quote(python)} {shlex.quote(str(path))}"
+            body = with_before_commands({**task, "failFast": True}, render, [run])
+            return [*interpreter_argv(task, render), "\n".join([*install, body])]
 
-        return await run_script(task, ctx, argv, path_prefix=str(bin_dir))
+        return await run_script(task, ctx, argv, path_prefix=prefix, runner=runner)
 
 
 class PythonCommandsTask:
@@ -146,11 +173,10 @@ class PythonCommandsTask:
         self.environments = environments
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
-        bin_dir = await self.environments.bin_dir(_dependencies(task, ctx), ctx)
+        runner, _python, prefix, install = await _python_for(task, ctx, self.environments)
 
         def argv(root: Path, render: Callable[[Any], Any]) -> list[str]:
-            interpreter = string_list(render(task.get("interpreter")), "interpreter")
             script = command_script(task, render, fail_fast_default=True)
-            return [*(interpreter or DEFAULT_INTERPRETER), script]
+            return [*interpreter_argv(task, render), "\n".join([*install, script])]
 
-        return await run_script(task, ctx, argv, path_prefix=str(bin_dir))
+        return await run_script(task, ctx, argv, path_prefix=prefix, runner=runner)

@@ -1,25 +1,43 @@
-"""Shell tasks: ``io.kestra.plugin.scripts.shell.Commands`` and ``...shell.Script``.
+"""Script tasks' shared run, and the shell types ``io.kestra.plugin.scripts.shell.Commands`` /
+``...shell.Script``.
 
-Both run on the worker's host (Kestra's ``Process`` task runner; ``containerImage`` and
-``taskRunner`` are accepted and ignored) through :mod:`executors.process`. Properties follow
-Kestra's scripts plugin: ``interpreter`` (default ``["/bin/sh", "-c"]``), ``beforeCommands``,
-``commands`` / ``script``, ``env``, ``inputFiles``, ``outputFiles``, ``failFast`` (Commands:
-stop at the first failing command, default true) and ``warningOnStdErr``. Outputs are Kestra's
-``ScriptOutput``: ``exitCode``, ``vars`` (from ``::{"outputs": ...}::`` lines) and
-``outputFiles`` (name -> ``kestra://`` URI). ``{{ workingDir }}`` and ``{{ outputDir }}`` render
-to the run's directory.
+:func:`run_script` is what every script-like task (shell, Python, the languages of
+:mod:`executors.plugins.scripts`, CLI tools) runs through. Properties follow Kestra's
+``AbstractExecScript``: ``interpreter`` (default ``["/bin/sh", "-c"]``), ``beforeCommands``,
+``commands`` / ``script``, ``env``, ``inputFiles`` (a map, or a JSON text of one, of name ->
+content or ``kestra://`` URI), ``outputFiles`` (globs), ``failFast`` (``set -e`` first,
+default true), ``warningOnStdErr`` (default false, as Kestra since 0.23: an ERROR line makes
+the run WARNING only when true), ``taskRunner`` / ``containerImage`` / ``runner`` / ``docker``
+(where it runs: :mod:`executors.runners`), ``targetOS`` (LINUX or AUTO; WINDOWS is refused:
+workers are Linux), ``outputDirectory`` (deprecated; ``{{ outputDir }}`` is always there) and
+``namespaceFiles`` (refused when enabled: Headwater has no namespace file store yet).
+
+The run: a working directory (the worker's, or a temporary one), ``{{ workingDir }}`` and
+``{{ outputDir }}`` (a fresh sub-directory of it; ``WORKING_DIR`` / ``OUTPUT_DIR`` in the
+environment too), the input files, then the process on the host (:mod:`executors.process`)
+or in a container (:mod:`executors.docker`). On the host, the executables the task needs are
+checked first: a missing one fails the run with "node is not installed on this worker".
+Outputs are Kestra's ``ScriptOutput``: ``exitCode``, ``vars`` (from ``::{"outputs": ...}::``
+lines; ``::{"metrics": [...]}::`` become the task's metrics) and ``outputFiles`` (name ->
+``kestra://`` URI: the ``outputFiles`` globs, and every file written under ``{{ outputDir }}``,
+named by its path inside it).
 
 A non-zero exit code fails the run naming the code; death by a signal names the signal; a
 malformed ``::{...}::`` line fails it with the reason; a kill (or timeout) stops the whole
-process group and ends the run KILLED.
+process group (or the container) and ends the run KILLED.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from executors import docker
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
 from executors.process import (
     ProcessResult,
@@ -30,8 +48,10 @@ from executors.process import (
     workspace,
     write_input_files,
 )
+from executors.runners import Container, Host, Pinger, Runner, choose_runner
 
 DEFAULT_INTERPRETER = ["/bin/sh", "-c"]
+EXIT_ON_ERROR = "set -e"
 # Argv of the process, built once the working directory exists (scripts are written there).
 ArgvBuilder = Callable[[Path, Callable[[Any], Any]], "list[str]"]
 
@@ -47,36 +67,116 @@ def string_list(value: Any, what: str) -> list[str]:
     raise TaskError(f"property '{what}' must be a list of strings, got {value!r}")
 
 
+async def resolve_runner(
+    task: Mapping[str, Any],
+    ctx: TaskContext,
+    *,
+    default_image: str | None = None,
+    ping: Pinger = docker.ping,
+) -> Runner:
+    """Where ``task`` runs on this worker (host or container); raises TaskError when nowhere.
+
+    For a task that must know before :func:`run_script` (Python builds a venv only on the
+    host); pass the result to ``run_script(runner=...)``."""
+    return await choose_runner(
+        task, ctx, lambda v: ctx.render(v), default_image=default_image, ping=ping
+    )
+
+
 async def run_script(
     task: Mapping[str, Any],
     ctx: TaskContext,
     build_argv: ArgvBuilder,
     *,
     path_prefix: str | None = None,
+    default_image: str | None = None,
+    requires: Sequence[str] = (),
+    runner: Runner | None = None,
+    ping: Pinger = docker.ping,
 ) -> TaskOutcome:
-    """Run one script task: workspace, input files, the process, outputs, the verdict."""
+    """Run one script task: runner, workspace, input files, the process, outputs, the verdict.
+
+    ``build_argv(root, render)`` returns the argv (``render`` renders with ``workingDir`` and
+    ``outputDir``); ``path_prefix`` goes first on the host's ``PATH``; ``default_image`` is the
+    type's image when the task asks for a container without one; ``requires`` names the
+    executables the run needs on the host besides ``argv[0]`` (checked before it starts).
+    """
+    _check_target_os(task, ctx)
+    _check_namespace_files(task, ctx)
+    if runner is None:
+        runner = await resolve_runner(task, ctx, default_image=default_image, ping=ping)
     async with workspace(ctx) as root:
-        extra = {"workingDir": str(root), "outputDir": str(root)}
+        out_dir = root / uuid.uuid4().hex
+        await asyncio.to_thread(out_dir.mkdir)
+        extra = {"workingDir": str(root), "outputDir": str(out_dir)}
 
         def render(value: Any) -> Any:
             return ctx.render(value, extra)
 
-        env_prop = render(task.get("env")) or {}
-        if not isinstance(env_prop, Mapping):
-            raise TaskError(f"property 'env' must be a map of name -> value, got {env_prop!r}")
-        env = task_environment(env_prop)
-        if path_prefix:
-            env["PATH"] = path_prefix + (":" + env["PATH"] if env.get("PATH") else "")
-        await write_input_files(render(task.get("inputFiles")), root, ctx)
-        argv = build_argv(root, render)
-        result = await run_process(argv, ctx, cwd=str(root), env=env)
-        return await _verdict(task, ctx, root, render, result)
+        try:
+            env_prop = render(task.get("env")) or {}
+            if not isinstance(env_prop, Mapping):
+                raise TaskError(f"property 'env' must be a map of name -> value, got {env_prop!r}")
+            if isinstance(runner, Host):
+                env = task_environment(env_prop)
+                if path_prefix:
+                    env["PATH"] = path_prefix + (":" + env["PATH"] if env.get("PATH") else "")
+            else:
+                env = {str(k): "" if v is None else to_text(v) for k, v in env_prop.items()}
+            env.update({"WORKING_DIR": str(root), "OUTPUT_DIR": str(out_dir)})
+            await write_input_files(render(task.get("inputFiles")), root, ctx)
+            argv = build_argv(root, render)
+            if isinstance(runner, Container):
+                result = await docker.run_in_container(runner, argv, env, root, ctx)
+            else:
+                await asyncio.to_thread(require_executables, [argv[0], *requires], env)
+                result = await run_process(argv, ctx, cwd=str(root), env=env)
+            return await _verdict(task, ctx, root, out_dir, render, result)
+        finally:
+            await asyncio.to_thread(_remove_if_empty, out_dir)
+
+
+def require_executables(names: Sequence[str], env: Mapping[str, str]) -> None:
+    """Raise ``TaskError("node is not installed on this worker")`` for the first missing one."""
+    for name in names:
+        if os.sep in name:
+            if not os.access(name, os.X_OK):
+                raise TaskError(f"{name} is not installed on this worker (no such executable)")
+        elif shutil.which(name, path=env.get("PATH")) is None:
+            raise TaskError(f"{name} is not installed on this worker (not found on its PATH)")
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty (its files are outputs, kept as Kestra does), or already gone
+
+
+def _check_target_os(task: Mapping[str, Any], ctx: TaskContext) -> None:
+    target = ctx.render(task.get("targetOS"))
+    if target is not None and to_text(target).strip().upper() == "WINDOWS":
+        raise TaskError("targetOS WINDOWS: Headwater's workers run Linux (use LINUX or AUTO)")
+
+
+def _check_namespace_files(task: Mapping[str, Any], ctx: TaskContext) -> None:
+    spec = task.get("namespaceFiles")
+    if spec is None:
+        return
+    if not isinstance(spec, Mapping):
+        raise TaskError("property 'namespaceFiles' must be a map (enabled, include, exclude)")
+    if as_bool(ctx.render(spec.get("enabled", True))):
+        raise TaskError(
+            "namespaceFiles: Headwater has no namespace file store yet; pass the files with "
+            "inputFiles (content or kestra:// URIs) instead"
+        )
 
 
 async def _verdict(
     task: Mapping[str, Any],
     ctx: TaskContext,
     root: Path,
+    out_dir: Path,
     render: Callable[[Any], Any],
     result: ProcessResult,
 ) -> TaskOutcome:
@@ -87,7 +187,8 @@ async def _verdict(
     if error is not None:
         ctx.log("ERROR", error)
         return TaskOutcome(state="FAILED", outputs=outputs, error=error, metrics=result.metrics)
-    files = await collect_output_files(render(task.get("outputFiles")), root, ctx)
+    files = await collect_output_files(["**/*"], out_dir, ctx) if _has_files(out_dir) else {}
+    files.update(await collect_output_files(render(task.get("outputFiles")), root, ctx))
     if files:
         outputs["outputFiles"] = files
     state: Any = "SUCCESS"
@@ -98,18 +199,48 @@ async def _verdict(
     return TaskOutcome(state=state, outputs=outputs, metrics=result.metrics)
 
 
+def _has_files(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
 def command_script(
-    task: Mapping[str, Any], render: Callable[[Any], Any], *, fail_fast_default: bool
+    task: Mapping[str, Any],
+    render: Callable[[Any], Any],
+    *,
+    fail_fast_default: bool,
+    exit_on_error: str = EXIT_ON_ERROR,
 ) -> str:
-    """beforeCommands + commands as one shell script (``set -e`` when failFast)."""
-    before = string_list(render(task.get("beforeCommands")), "beforeCommands")
+    """beforeCommands + commands as one script (``exit_on_error`` first when failFast)."""
     commands = string_list(render(task.get("commands")), "commands")
     if not commands:
         raise TaskError(f"task '{task.get('id')}': property 'commands' is required")
+    return with_before_commands(
+        task, render, commands, fail_fast_default=fail_fast_default, exit_on_error=exit_on_error
+    )
+
+
+def with_before_commands(
+    task: Mapping[str, Any],
+    render: Callable[[Any], Any],
+    commands: Sequence[str],
+    *,
+    fail_fast_default: bool = True,
+    exit_on_error: str = EXIT_ON_ERROR,
+) -> str:
+    """Kestra's ``beforeCommandsWithOptions`` + ``commands``, joined by new lines."""
+    before = string_list(render(task.get("beforeCommands")), "beforeCommands")
     lines = [*before, *commands]
-    if as_bool(render(task.get("failFast", fail_fast_default))):
-        lines.insert(0, "set -e")
+    if exit_on_error and as_bool(render(task.get("failFast", fail_fast_default))):
+        lines.insert(0, exit_on_error)
     return "\n".join(lines)
+
+
+def interpreter_argv(
+    task: Mapping[str, Any], render: Callable[[Any], Any], default: Sequence[str] = ()
+) -> list[str]:
+    """The ``interpreter`` property, or ``default`` (``/bin/sh -c``)."""
+    interpreter = string_list(render(task.get("interpreter")), "interpreter")
+    return interpreter or list(default or DEFAULT_INTERPRETER)
 
 
 class ShellCommandsTask:
@@ -117,11 +248,10 @@ class ShellCommandsTask:
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
         def argv(root: Path, render: Callable[[Any], Any]) -> list[str]:
-            interpreter = string_list(render(task.get("interpreter")), "interpreter")
             script = command_script(task, render, fail_fast_default=True)
-            return [*(interpreter or DEFAULT_INTERPRETER), script]
+            return [*interpreter_argv(task, render), script]
 
-        return await run_script(task, ctx, argv)
+        return await run_script(task, ctx, argv, default_image="ubuntu")
 
 
 class ShellScriptTask:
@@ -132,9 +262,7 @@ class ShellScriptTask:
             script = render(task.get("script"))
             if script is None:
                 raise TaskError(f"task '{task.get('id')}': property 'script' is required")
-            before = string_list(render(task.get("beforeCommands")), "beforeCommands")
-            interpreter = string_list(render(task.get("interpreter")), "interpreter")
-            body = "\n".join([*before, to_text(script)])
-            return [*(interpreter or DEFAULT_INTERPRETER), body]
+            body = with_before_commands(task, render, [to_text(script)])
+            return [*interpreter_argv(task, render), body]
 
-        return await run_script(task, ctx, argv)
+        return await run_script(task, ctx, argv, default_image="ubuntu")

@@ -34,6 +34,7 @@ from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs
 from executors.base import (
+    ContainerSettings,
     ProcessWatch,
     Sleeper,
     TaskContext,
@@ -81,6 +82,8 @@ class RunDeps:
     logs: TopicLogSource | None = None
     process_watch: ProcessWatch | None = None
     triggers: TriggerStates | None = None
+    # Docker Engine and the run-on-host opt-in of script tasks' container runners.
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
     # Time is an input: tests run the worker on an accelerated clock.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleeper: Sleeper = real_sleep
@@ -147,6 +150,7 @@ class JobRun:
             kv=deps.kv,
             log_source=deps.logs.for_job(job.execution_id, job.context) if deps.logs else None,
             process_watch=deps.process_watch,
+            containers=deps.containers,
             triggers=deps.triggers,
             clock=deps.clock,
             sleeper=deps.sleeper,

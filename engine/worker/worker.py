@@ -52,7 +52,7 @@ from engine.worker.logs import LogShipper
 from engine.worker.offsets import OffsetTracker, Partition
 from engine.worker.run import JobRun, RunDeps
 from engine.worker.tasks import build_registry
-from executors.base import Sleeper, TaskOutcome, real_sleep
+from executors.base import ContainerSettings, Sleeper, TaskOutcome, real_sleep
 from executors.registry import Registry
 from schemas.envelope import EnvelopeError, new_id
 from triggers.state import set_enabled
@@ -181,6 +181,11 @@ class Worker:
             kv=kv,
             logs=TopicLogSource(kafka, topics.logs.name),
             process_watch=self.guard,
+            containers=ContainerSettings(
+                docker_host=self.settings.worker.docker_host or None,
+                on_host=self.settings.worker.containers_on_host,
+                volumes_enabled=self.settings.worker.docker_volumes_enabled,
+            ),
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
             clock=self.clock,
             sleeper=self.sleeper,
