@@ -18,6 +18,7 @@ from .base import Server, wait_ready
 from .config import PORT_ENV, SERVER_NAMES, Config, ConfigError, PortSpec, ServiceError, load_config
 from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
+from .mariadb import MariaDB
 from .mqtt import Mqtt
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[Server]] = {
     "postgres": Postgres,
     "mqtt": Mqtt,
     "rabbitmq": RabbitMQ,
+    "mariadb": MariaDB,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

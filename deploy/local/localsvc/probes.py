@@ -110,6 +110,25 @@ def amqp_ready(port: int, host: str = HOST) -> bool:
         return False
 
 
+def is_mysql_greeting(head: bytes) -> bool:
+    """True if the first 5 bytes are a MySQL/MariaDB server's first packet (sequence 0): its
+    greeting (protocol version 10) or an error packet (0xff), which it sends instead when no
+    account matches the client's host; either way the server is up and answering."""
+    if len(head) < 5:
+        return False
+    size = head[0] | head[1] << 8 | head[2] << 16
+    return size > 0 and head[3] == 0 and head[4] in (10, 0xFF)
+
+
+def mysql_ready(port: int, host: str = HOST) -> bool:
+    """The server speaks first: its greeting (handshake v10) means it accepts clients."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            return is_mysql_greeting(_recv_exact(sock, 5))
+    except OSError:
+        return False
+
+
 def http_answers(port: int, host: str = HOST) -> bool:
     """True if an HTTP server answers on the port (SeaweedFS's S3 gateway, any status)."""
     try:
