@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from engine.flows import FlowValidationError, load_flow_file
+from engine.flows import FlowValidationError, expression_warnings, load_flow_file
 from schemas.types import NOT_PROVIDED
 
 _TYPE = re.compile(r"'([^']+)' " + re.escape(NOT_PROVIDED))
@@ -36,6 +36,7 @@ def measure(folder: Path, top: int) -> dict[str, object]:
     blockers: Counter[str] = Counter()
     other: Counter[str] = Counter()
     only_missing = 0
+    with_warnings = 0
     for path in files:
         try:
             load_flow_file(path)
@@ -47,6 +48,9 @@ def measure(folder: Path, top: int) -> dict[str, object]:
             only_missing += not rest
         else:
             valid += 1
+            # Valid, but a task will fail when it renders an expression it cannot parse.
+            if expression_warnings(path.read_text(encoding="utf-8"), str(path)):
+                with_warnings += 1
     return {
         "what": "Kestra blueprints validating with headwater flow validate, as published",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -54,6 +58,7 @@ def measure(folder: Path, top: int) -> dict[str, object]:
         "flows": len(files),
         "valid": valid,
         "valid_percent": round(100 * valid / len(files), 1) if files else 0.0,
+        "valid_with_expression_warnings": with_warnings,
         "invalid_only_for_missing_plugins": only_missing,
         "top_missing_types": blockers.most_common(top),
         "top_other_problems": other.most_common(top),

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from engine.flows import FlowProblem, FlowValidationError, load_flow_file
+from engine.flows import FlowProblem, FlowValidationError, expression_warnings, load_flow_file
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -25,7 +25,9 @@ def validate(
         bool, typer.Option("--json", help="Print machine-readable results instead.")
     ] = False,
 ) -> None:
-    """Validate flow files; exit 1 if any has a problem."""
+    """Validate flow files; exit 1 if any has a problem. Expressions that will not render
+    (a syntax error, an unknown filter or function) are warnings: the flow deploys, as in
+    Kestra, and the task using one fails when it runs."""
     results = [_check(path) for path in files]
     failed = sum(1 for r in results if not r["valid"])
     if as_json:
@@ -37,6 +39,8 @@ def validate(
                 typer.echo(f"{result['file']}: ok ({result['namespace']}.{result['id']})")
             for problem in result["problems"]:
                 typer.echo(str(FlowProblem(**problem)))
+            for warning in result.get("warnings", []):
+                typer.echo(_as_warning(FlowProblem(**warning)))
         summary = f"{len(results) - failed} valid, {failed} invalid"
         typer.echo(summary, err=True)
     if failed:
@@ -58,7 +62,13 @@ def _check(path: pathlib.Path) -> dict[str, Any]:
         "namespace": flow.namespace,
         "id": flow.id,
         "problems": [],
+        "warnings": [w.to_dict() for w in expression_warnings(path.read_text(), str(path))],
     }
+
+
+def _as_warning(problem: FlowProblem) -> str:
+    where, _, rest = str(problem).partition(": ")
+    return f"{where}: warning: {rest}"
 
 
 # --------------------------------------------------------- deploy / list / delete (API)

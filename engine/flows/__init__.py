@@ -9,13 +9,14 @@ normalize_flow_dict(raw) -> dict               canonical types + defaults, no va
 
 from __future__ import annotations
 
-from engine.flows.loader import flow_to_dict, load_flow, load_flow_file
+from engine.flows.loader import expression_warnings, flow_to_dict, load_flow, load_flow_file
 from engine.flows.normalize import normalize_flow_dict
 from engine.flows.problems import FlowProblem, FlowValidationError
 
 __all__ = [
     "FlowProblem",
     "FlowValidationError",
+    "expression_warnings",
     "flow_to_dict",
     "load_flow",
     "load_flow_file",

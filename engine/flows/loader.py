@@ -2,6 +2,7 @@
 
 load_flow(text, filename) -> Flow          raises FlowValidationError (a FlowError)
 load_flow_file(path) -> Flow
+expression_warnings(text, filename) -> list[FlowProblem]   expressions that will fail to render
 flow_to_dict(flow) -> dict                 the plain dict the reducer consumes
 """
 
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from engine.flows.model_errors import Located, problems_from_validation
 from engine.flows.normalize import normalize_flow_dict
 from engine.flows.problems import FlowProblem, FlowValidationError, format_path
-from engine.flows.semantic import semantic_problems
+from engine.flows.semantic import expression_problems, semantic_problems
 from engine.flows.yaml_marks import MarkedDocument, load_marked, locate
 from schemas.flow import Flow
 from schemas.types import NOT_PROVIDED
@@ -76,6 +77,20 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
         flow_id = data.get("id") if isinstance(data.get("id"), str) else None
         raise FlowValidationError(problems, flow_id=flow_id)
     return flow
+
+
+def expression_warnings(text: str, filename: str = "<flow>") -> list[FlowProblem]:
+    """Expressions of a (valid) flow that cannot parse or use an unknown filter or function,
+    where they are written. Not load errors: Kestra deploys such a flow and the task fails
+    when it renders (``flow validate`` shows them as warnings)."""
+    try:
+        doc = load_marked(text)
+    except (yaml.YAMLError, RecursionError):
+        return []
+    if not isinstance(doc.data, dict):
+        return []
+    data = normalize_flow_dict(doc.data)
+    return [_place(item, doc, filename) for item in expression_problems(data)]
 
 
 def load_flow_file(path: str | pathlib.Path) -> Flow:

@@ -62,3 +62,21 @@ def test_missing_file_is_a_clear_error_not_a_traceback(tmp_path: pathlib.Path) -
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{missing}:1:1: cannot read file: No such file or directory" in result.stdout
     assert "Traceback" not in result.output
+
+
+def test_expressions_that_will_not_render_are_located_warnings(tmp_path: pathlib.Path) -> None:
+    flow = _write(
+        tmp_path,
+        "warn.yaml",
+        "id: warn\nnamespace: io.kestra.tests\ntasks:\n"
+        '  - id: a\n    type: log\n    message: "{{ inputs.x | nosuchfilter }}"\n'
+        '  - id: b\n    type: log\n    message: "{{ 1 + }}"\n',
+    )
+    result = runner.invoke(app, ["flow", "validate", str(flow)])
+    assert result.exit_code == 0, result.output  # deploys, as Kestra does
+    warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
+    assert warnings[0].startswith(f"{flow}:6:14: warning: tasks[0].message: invalid expression")
+    assert "unknown filter 'nosuchfilter'" in warnings[0]
+    assert warnings[1].startswith(f"{flow}:9:14: warning: tasks[1].message: invalid expression")
+    as_json = json.loads(runner.invoke(app, ["flow", "validate", "--json", str(flow)]).stdout)
+    assert [w["line"] for w in as_json["files"][0]["warnings"]] == [6, 9]
