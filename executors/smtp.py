@@ -284,6 +284,7 @@ async def send(
         if not work.done():
             session.close()
             await asyncio.wait({work})
+            work.exception()  # retrieved: the abort's own error says nothing new
             raise SmtpKilled
         work.result()
     finally:

@@ -39,6 +39,8 @@ raw).
 
 Differences: Kestra's MailSend has no ``bcc``; neither has ours. Jakarta Mail sends without
 authenticating when a server offers no AUTH; we do the same and log a warning.
+``embeddedImages`` without ``htmlTextContent`` fails (nothing could refer to them), and an
+attachment URI that is not ``kestra://`` fails naming the attachment.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ secrets: only its scheme and host are named). Outputs: none (Kestra's ``VoidOutp
 - ``discord.DiscordIncomingWebhook``: ``url``, ``payload`` (parsed as JSON, re-serialized).
 - ``microsoft365.teams.TeamsIncomingWebhook``, ``googleworkspace.chat.GoogleChatIncomingWebhook``,
   ``zulip.ZulipIncomingWebhook``, ``pagerduty.PagerDutyAlert``, ``zenduty.ZendutyAlert``,
-  ``notifications.squadcast.SquadcastIncomingWebhook``: ``url``, ``payload`` sent as written.
+  ``squadcast.SquadcastIncomingWebhook``: ``url``, ``payload`` sent as written.
 - ``opsgenie.OpsgenieAlert``: also ``authorizationToken``, sent as the ``Authorization`` header
   (as written: ``GenieKey ...``).
 - ``tencent.qq.QQIncomingWebhook``: ``url``, ``token`` (``Authorization: Bearer <token>``),
@@ -51,7 +51,8 @@ duration and task runs are unknown: the duration is empty, the final task id is 
 FAILED/WARNING one reads "Failed" without the task id. Any other id fails the task. The
 execution link needs Kestra's configured URL: it is built from ``kestra.url`` when the variables
 hold one (``{url}/ui/executions/{namespace}/{flowId}/{id}``), else omitted as the templates allow.
-The ``*Execution`` types of the other services are not provided yet.
+The ``*Execution`` types of the other services are in :mod:`executors.plugins.notifications_alerts`
+(incident tools) and :mod:`executors.plugins.notifications_chat` (messaging services).
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ class SquadcastIncomingWebhook(_PayloadWebhook):
     """Send a Squadcast incident through an incoming webhook."""
 
     service: ClassVar[str] = "Squadcast"
-    type: Literal["io.kestra.plugin.notifications.squadcast.SquadcastIncomingWebhook"]
+    aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.squadcast.SquadcastIncomingWebhook",)
+    type: Literal["io.kestra.plugin.squadcast.SquadcastIncomingWebhook"]
 
 
 class OpsgenieAlert(_PayloadWebhook):
@@ -345,12 +347,9 @@ class SentryAlert(_Notification):
         if kind not in ("ENVELOPE", "STORE"):
             raise TaskError(f"property 'endpointType': expected ENVELOPE or STORE, got {kind!r}")
         url = sentry_url(dsn, kind)
-        payload = ctx.render_str(self.payload) if self.payload is not None else None
-        if payload is None:
-            payload = ctx.render_str(SENTRY_DEFAULT_PAYLOAD) or ""
+        payload, event_id = self._event(ctx)
         body = payload
         if kind == "ENVELOPE":
-            event_id = to_text(ctx.variables.get("eventId") or uuid.uuid4().hex)
             body = sentry_envelope(event_id, dsn, payload, ctx.clock())
         try:
             await self._post(ctx, url, body)
@@ -364,6 +363,13 @@ class SentryAlert(_Notification):
                 raise TaskError(str(exc)) from None
             ctx.log("WARN", str(exc))
         return {}
+
+    def _event(self, ctx: TaskContext) -> tuple[str, str]:
+        """The event's JSON text and its id."""
+        payload = ctx.render_str(self.payload) if self.payload is not None else None
+        if payload is None:
+            payload = ctx.render_str(SENTRY_DEFAULT_PAYLOAD) or ""
+        return payload, to_text(ctx.variables.get("eventId") or uuid.uuid4().hex)
 
     def _check(self, ctx: TaskContext, response: httpx.Response, text: str) -> None:
         if response.status_code >= 400:

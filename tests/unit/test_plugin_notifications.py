@@ -113,7 +113,7 @@ EXPECTED = {"text": "flow etl failed", "n": 1}
         "io.kestra.plugin.zulip.ZulipIncomingWebhook",
         "io.kestra.plugin.pagerduty.PagerDutyAlert",
         "io.kestra.plugin.zenduty.ZendutyAlert",
-        "io.kestra.plugin.notifications.squadcast.SquadcastIncomingWebhook",
+        "io.kestra.plugin.squadcast.SquadcastIncomingWebhook",
     ],
 )
 async def test_each_webhook_posts_the_rendered_payload(receiver: Receiver, type_name: str) -> None:
