@@ -520,3 +520,23 @@ def test_sizes_and_image_names() -> None:
         "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
         "90/udp": [{"HostIp": "127.0.0.1", "HostPort": "9000"}],
     }
+
+
+def test_the_worker_takes_its_container_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.settings import Settings
+    from engine.worker import Worker
+
+    monkeypatch.setenv("HEADWATER_WORKER__DOCKER_HOST", "unix:///run/docker.sock")
+    monkeypatch.setenv("HEADWATER_WORKER__CONTAINERS_ON_HOST", "true")
+    monkeypatch.setenv("HEADWATER_WORKER__WORK_DIR", str(tmp_path / "w"))
+    monkeypatch.setenv("HEADWATER_WORKER__STORAGE_DIR", str(tmp_path / "s"))
+    monkeypatch.setenv("HEADWATER_WORKER__VENV_CACHE_DIR", str(tmp_path / "v"))
+    worker = Worker(Settings())
+    assert worker.containers == ContainerSettings(
+        docker_host="unix:///run/docker.sock", on_host=True, volumes_enabled=False
+    )
+    monkeypatch.delenv("HEADWATER_WORKER__DOCKER_HOST")
+    monkeypatch.delenv("HEADWATER_WORKER__CONTAINERS_ON_HOST")
+    assert Worker(Settings()).containers == ContainerSettings()
