@@ -30,6 +30,7 @@ from executors.base import TaskContext, TaskError, TaskOutcome, to_text
 from executors.process import run_process, task_environment
 from executors.runners import Container, Runner
 from executors.shell import (
+    EXIT_ON_ERROR,
     command_script,
     interpreter_argv,
     resolve_runner,
@@ -142,6 +143,15 @@ async def _python_for(
     return runner, str(bin_dir / "python"), str(bin_dir), []
 
 
+def _with_install(script: str, install: list[str]) -> str:
+    """The container's pip install lines first in the script, after ``set -e`` if it has it."""
+    if not install:
+        return script
+    lines = script.split("\n")
+    at = 1 if lines[0] == EXIT_ON_ERROR else 0
+    return "\n".join([*lines[:at], *install, *lines[at:]])
+
+
 class PythonScriptTask:
     """io.kestra.plugin.scripts.python.Script: ``script`` saved to a file, run by Python."""
 
@@ -161,7 +171,7 @@ class PythonScriptTask:
                 return [python, str(path)]
             run = f"{shlex.quote(python)} {shlex.quote(str(path))}"
             body = with_before_commands({**task, "failFast": True}, render, [run])
-            return [*interpreter_argv(task, render), "\n".join([*install, body])]
+            return [*interpreter_argv(task, render), _with_install(body, install)]
 
         return await run_script(task, ctx, argv, path_prefix=prefix, runner=runner)
 
@@ -177,6 +187,6 @@ class PythonCommandsTask:
 
         def argv(root: Path, render: Callable[[Any], Any]) -> list[str]:
             script = command_script(task, render, fail_fast_default=True)
-            return [*interpreter_argv(task, render), "\n".join([*install, script])]
+            return [*interpreter_argv(task, render), _with_install(script, install)]
 
         return await run_script(task, ctx, argv, path_prefix=prefix, runner=runner)

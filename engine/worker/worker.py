@@ -111,6 +111,12 @@ class Worker:
         self.storage = LocalStorage(_default_dir(ws.storage_dir, "headwater-storage"))
         venvs = _default_dir(ws.venv_cache_dir, "headwater-venvs")
         self.registry = registry or build_registry(settings, venvs)
+        # Script tasks' container runners: the Docker Engine, and the operator's opt-ins.
+        self.containers = ContainerSettings(
+            docker_host=ws.docker_host or None,
+            on_host=ws.containers_on_host,
+            volumes_enabled=ws.docker_volumes_enabled,
+        )
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
         self.tracker = OffsetTracker()
         self.running: dict[tuple[str, int], _Entry] = {}
@@ -181,11 +187,7 @@ class Worker:
             kv=kv,
             logs=TopicLogSource(kafka, topics.logs.name),
             process_watch=self.guard,
-            containers=ContainerSettings(
-                docker_host=self.settings.worker.docker_host or None,
-                on_host=self.settings.worker.containers_on_host,
-                volumes_enabled=self.settings.worker.docker_volumes_enabled,
-            ),
+            containers=self.containers,
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
             clock=self.clock,
             sleeper=self.sleeper,

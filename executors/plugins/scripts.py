@@ -106,11 +106,12 @@ LANGUAGES: tuple[Language, ...] = (
 )  # fmt: skip
 
 
-class _LanguageTask(TaskPlugin):
-    """The properties every script type shares (Kestra's AbstractExecScript)."""
+class ScriptProperties(TaskPlugin):
+    """The properties every script-like type shares (Kestra's AbstractExecScript): the base of
+    a TaskPlugin that runs through :func:`executors.shell.run_script` (pass it
+    :meth:`properties`)."""
 
     family: ClassVar[str] = "scripts"
-    language: ClassVar[Language]
 
     env: dict[str, Any] | None = None
     beforeCommands: list[Str] | Str | None = None
@@ -130,6 +131,10 @@ class _LanguageTask(TaskPlugin):
     def properties(self) -> dict[str, Any]:
         """The task's properties as the shared runner reads them."""
         return self.model_dump(exclude_none=True)
+
+
+class _LanguageTask(ScriptProperties):
+    language: ClassVar[Language]
 
     async def _run(self, ctx: TaskContext, commands: Callable[..., list[str]]) -> TaskOutcome:
         lang = self.language

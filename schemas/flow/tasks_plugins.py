@@ -26,6 +26,9 @@ class _ScriptBase(TaskBase):
     warningOnStdErr: BoolOrExpr | None = None
     failFast: BoolOrExpr | None = None
     targetOS: Literal["LINUX", "WINDOWS", "AUTO"] | None = None
+    outputDirectory: BoolOrExpr | None = Field(
+        default=None, description="deprecated: {{ outputDir }} is always available"
+    )
 
 
 class ShellCommandsTask(_ScriptBase):
