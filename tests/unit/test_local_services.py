@@ -142,7 +142,8 @@ def test_unknown_server_name_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
-    assert "unknown server kafak; known: kafka, postgres, mqtt, rabbitmq, mariadb" in capsys.readouterr().err
+    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb"
+    assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
 
 # --- pid files and process ownership ------------------------------------------------------
