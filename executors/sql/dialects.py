@@ -544,7 +544,17 @@ class DuckDb(Dialect):
 
     def execute(self, conn: Any, sql: str, params: list[Any] | None, stream: bool) -> Result:
         cur = conn.execute(sql, params) if params is not None else conn.execute(sql)
-        return Result(cur.description, _fetch_all(cur), -1, cur)
+        description = cur.description
+        if description and len(description) == 1 and description[0][0] == "Count":
+            # DDL/DML answer a "Count" row where JDBC reports an update count, not a result set.
+            import duckdb
+
+            changed = duckdb.ExpectedResultType.CHANGED_ROWS
+            statements = conn.extract_statements(sql)
+            if statements and changed in statements[-1].expected_result_type:
+                return Result(None, iter(()), -1, None)
+        # ``execute`` returns the connection itself: it is not closed after the statement.
+        return Result(description, _fetch_all(cur), -1, None)
 
     def converters(self, description: Sequence[Any], zone: ZoneInfo, cursor: Any) -> list[Convert]:
         out: list[Convert] = []

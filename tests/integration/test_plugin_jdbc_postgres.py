@@ -49,7 +49,8 @@ async def test_fetch_one_maps_types_as_kestra_outputs_show_them(runner: Runner, 
         "SELECT 1 AS i, 2.5::float8 AS f, '1.50'::numeric AS n, true AS b, 'x' AS t, "
         "DATE '2024-02-03' AS d, TIME '10:11:12.5' AS tm, TIMESTAMP '2024-02-03 10:00:00' AS ts, "
         "TIMESTAMPTZ '2024-02-03 10:00:00+00' AS tz, '{\"k\": [1, \"v\"]}'::jsonb AS j, "
-        "ARRAY[1,2] AS arr, '\\x6162'::bytea AS by, INTERVAL '1 year 2 mons 3 days 04:05:06' AS iv, "
+        "ARRAY[1,2] AS arr, '\\x6162'::bytea AS by, "
+        "INTERVAL '1 year 2 mons 3 days 04:05:06' AS iv, "
         "'7d2d1d2c-8a2b-4d3b-9a7d-000000000001'::uuid AS u, NULL::text AS nothing"
     )
     task = {"id": "q", "type": PG + "Query", "url": url, "sql": sql, "fetchType": "FETCH_ONE",
@@ -82,11 +83,15 @@ async def test_named_parameters_are_bound_not_pasted(runner: Runner, url: str) -
 
 
 async def test_store_streams_rows_to_an_ion_file(runner: Runner, url: str) -> None:
-    sql = "SELECT g AS id, g * 1.5 AS half, DATE '2024-01-01' + g AS day FROM generate_series(1, 2500) g"
+    sql = (
+        "SELECT g AS id, g * 1.5 AS half, DATE '2024-01-01' + g AS day "
+        "FROM generate_series(1, 2500) g"
+    )
     outcome = await runner.run({"id": "s", "type": PG + "Query", "url": url, "sql": sql,
                                 "fetchType": "STORE"})  # fmt: skip
     assert outcome.state == "SUCCESS", outcome.error
-    assert outcome.outputs["size"] == 2500 and outcome.outputs["row"] is None
+    assert outcome.outputs["size"] == 2500
+    assert outcome.outputs["row"] is None
     rows = runner.rows(outcome.outputs["uri"])
     assert len(rows) == 2500
     assert rows[0] == {"id": 1, "half": Decimal("1.5"), "day": dt.date(2024, 1, 2)}
@@ -152,7 +157,8 @@ async def test_after_sql_commits_with_the_query_or_not_at_all(
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f"UPDATE {table} SET status = 'NEW' WHERE id = 2")
     outcome = await runner.run(broken)
-    assert outcome.state == "FAILED" and 'column "nope"' in (outcome.error or "")
+    assert outcome.state == "FAILED"
+    assert 'column "nope"' in (outcome.error or "")
     with psycopg.connect(postgres_dsn) as conn:
         rows = conn.execute(f"SELECT id, status FROM {table} ORDER BY id").fetchall()
     assert rows == [(1, "DONE"), (2, "NEW")]
@@ -163,8 +169,9 @@ async def test_server_errors_fail_with_the_servers_answer_and_no_password(
 ) -> None:
     runner = Runner(tmp_path, secrets=frozenset({"s3cr3t-pw"}))
     bad_db = url.rsplit("/", 1)[0] + "/hw_no_such_db"
-    outcome = await runner.run({"id": "c", "type": PG + "Query", "url": bad_db + "?password=s3cr3t-pw",
-                                "sql": "SELECT 1", "password": "s3cr3t-pw"})  # fmt: skip
+    bad_db += "?password=s3cr3t-pw"
+    task = {"id": "c", "type": PG + "Query", "sql": "SELECT 1", "url": bad_db}
+    outcome = await runner.run({**task, "password": "s3cr3t-pw"})
     assert outcome.state == "FAILED"
     assert 'database "hw_no_such_db" does not exist' in (outcome.error or "")
     assert "s3cr3t-pw" not in (outcome.error or "")
@@ -173,7 +180,8 @@ async def test_server_errors_fail_with_the_servers_answer_and_no_password(
                                 "sql": "SELECT 1"})  # fmt: skip
     assert outcome.error == "URL scheme is invalid. URL should start with `jdbc:postgresql`"
     outcome = await runner.run({"id": "z", "type": PG + "Query", "url": url, "sql": "SELEC 1"})
-    assert outcome.state == "FAILED" and 'syntax error at or near "SELEC"' in (outcome.error or "")
+    assert outcome.state == "FAILED"
+    assert 'syntax error at or near "SELEC"' in (outcome.error or "")
 
 
 async def test_copy_in_and_copy_out_with_csv_options(runner: Runner, url: str, table: str) -> None:
@@ -186,7 +194,8 @@ async def test_copy_in_and_copy_out_with_csv_options(runner: Runner, url: str, t
     }  # fmt: skip
     outcome = await runner.run(task)
     assert outcome.state == "SUCCESS", outcome.error
-    assert outcome.outputs == {"rowCount": 3} and outcome.metrics == {"rows": 3}
+    assert outcome.outputs == {"rowCount": 3}
+    assert outcome.metrics == {"rows": 3}
     out = await runner.run({
         "id": "out", "type": PG + "CopyOut", "url": url, "format": "CSV", "header": True,
         "sql": f"SELECT id, name FROM {table} ORDER BY id", "forceQuote": ["name"],
@@ -198,7 +207,8 @@ async def test_copy_in_and_copy_out_with_csv_options(runner: Runner, url: str, t
                                   "columns": ["id"]})  # fmt: skip
     assert runner.text(table_out.outputs["uri"]) == "1\n2\n3\n"
     bad = await runner.run({**task, "id": "bad", "from": runner.put("bad.csv", b"id;name\nx;y\n")})
-    assert bad.state == "FAILED" and "invalid input syntax for type integer" in (bad.error or "")
+    assert bad.state == "FAILED"
+    assert "invalid input syntax for type integer" in (bad.error or "")
 
 
 async def test_batch_inserts_ion_rows_by_columns_and_by_table(
@@ -230,7 +240,8 @@ async def test_batch_inserts_ion_rows_by_columns_and_by_table(
     assert outcome.outputs == {"rowCount": 2, "updatedCount": 2}
     bad = await runner.run({"id": "d", "type": PG + "Batch", "url": url, "from": pairs,
                             "sql": sql})  # fmt: skip
-    assert bad.state == "FAILED" and "batch insert failed" in (bad.error or "")
+    assert bad.state == "FAILED"
+    assert "batch insert failed" in (bad.error or "")
 
 
 async def test_cancelling_stops_the_running_statement(runner: Runner, url: str) -> None:
