@@ -82,7 +82,6 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
     "io.kestra.plugin.kafka.Produce": ("runnable", "kafka_produce", ()),
     "io.kestra.plugin.mqtt.Publish": ("runnable", "mqtt_publish", ()),
     "io.kestra.plugin.amqp.Publish": ("runnable", "amqp_publish", ()),
-    "io.kestra.plugin.jdbc.postgresql.Query": ("runnable", "postgres_query", ()),
     # Triggers.
     f"{_CORE}.trigger.Schedule": (
         "trigger",
@@ -342,7 +341,7 @@ def unknown_type_problem(name: str, what: str, candidates: list[str]) -> tuple[s
 
     A Kestra-style name (``io.kestra.plugin....``) is a misspelling only when a candidate in
     the same package has a class name at most two edits away (``log.Lgo`` for ``log.Log``);
-    otherwise it is another Kestra plugin (``jdbc.postgresql.Queries`` is not a typo of
+    otherwise it is another Kestra plugin (``jdbc.oracle.Queries`` is not a typo of
     ``Query``). Other names get close-match suggestions. ``candidates`` are the accepted names
     of the expected kind; ``what`` is ``task``, ``trigger`` or ``condition``.
     """

@@ -1,5 +1,5 @@
-"""The executors a worker offers: the core tasks, scripts, HTTP, publishing, SQL and every
-plugin type (schemas.plugins)."""
+"""The executors a worker offers: the core tasks, scripts, HTTP, publishing and every
+plugin type (SQL among them) (schemas.plugins)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 from engine.settings import Settings
 from executors.http import HttpRequestTask
-from executors.postgres import PostgresQueryTask
 from executors.publish import AmqpPublishTask, KafkaProduceTask, MqttPublishTask
 from executors.python import PythonCommandsTask, PythonEnvironments, PythonScriptTask
 from executors.registry import Registry, add_plugins, core_registry
@@ -31,6 +30,4 @@ def build_registry(settings: Settings, venv_dir: Path) -> Registry:
     registry.register(
         "io.kestra.plugin.amqp.Publish", AmqpPublishTask(settings.amqp.url.get_secret_value())
     )
-    # No default database for Query: the read model's DSN is not the users' database.
-    registry.register("io.kestra.plugin.jdbc.postgresql.Query", PostgresQueryTask())
     return add_plugins(registry)

@@ -1,6 +1,6 @@
-"""Tasks of Kestra plugins outside the core that Headwater runs: scripts, Kafka, MQTT, AMQP
-and PostgreSQL. Only the properties our workers understand are modeled; anything else is an
-error rather than silently ignored."""
+"""Tasks of Kestra plugins outside the core that Headwater runs: scripts, Kafka, MQTT and
+AMQP (SQL is a plugin family: executors.plugins.jdbc). Only the properties our workers
+understand are modeled; anything else is an error rather than silently ignored."""
 
 from __future__ import annotations
 
@@ -119,30 +119,6 @@ class AmqpPublishTask(TaskBase):
     appId: Str | None = None
 
 
-class PostgresQueryTask(TaskBase):
-    """Run one SQL statement on PostgreSQL."""
-
-    type: Literal["io.kestra.plugin.jdbc.postgresql.Query"]
-    url: Str
-    sql: Str
-    username: Str | None = None
-    password: Str | None = None
-    parameters: dict[str, Any] | None = None
-    fetchType: Literal["STORE", "FETCH", "FETCH_ONE", "NONE"] | None = None
-    fetch: BoolOrExpr | None = Field(default=None, description="deprecated: use fetchType")
-    fetchOne: BoolOrExpr | None = Field(default=None, description="deprecated: use fetchType")
-    store: BoolOrExpr | None = Field(default=None, description="deprecated: use fetchType")
-    timeZoneId: Str | None = None
-    autoCommit: BoolOrExpr | None = None
-    afterSQL: Str | None = None
-    ssl: BoolOrExpr | None = None
-    sslMode: Str | None = None
-    sslRootCert: Str | None = None
-    sslCert: Str | None = None
-    sslKey: Str | None = None
-    sslKeyPassword: Str | None = None
-
-
 PLUGIN_MODELS: tuple[type[TaskBase], ...] = (
     ShellCommandsTask,
     ShellScriptTask,
@@ -151,5 +127,4 @@ PLUGIN_MODELS: tuple[type[TaskBase], ...] = (
     KafkaProduceTask,
     MqttPublishTask,
     AmqpPublishTask,
-    PostgresQueryTask,
 )

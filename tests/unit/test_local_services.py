@@ -142,10 +142,8 @@ def test_unknown_server_name_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
-    assert (
-        "unknown server kafak; known: kafka, postgres, mqtt, rabbitmq, mariadb"
-        in capsys.readouterr().err
-    )
+    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb"
+    assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
 
 # --- pid files and process ownership ------------------------------------------------------
@@ -476,3 +474,24 @@ def test_apt_install_blocks_service_starts_and_cleans_up_after_a_failure(
     policy.chmod(0o755)
     assert not install._block_service_starts()  # someone else's policy is respected
     assert policy.exists()
+
+
+def test_mysql_probe_takes_the_servers_first_packet() -> None:
+    greeting = bytes([0x4A, 0, 0, 0, 10])
+    refusal = bytes([0x44, 0, 0, 0, 0xFF])
+    assert probes.is_mysql_greeting(greeting)
+    assert probes.is_mysql_greeting(refusal)
+    assert not probes.is_mysql_greeting(bytes([0x4A, 0, 0, 1, 10]))
+    assert not probes.is_mysql_greeting(b"HTTP/")
+
+
+def test_mariadb_runs_on_loopback_under_the_local_dir() -> None:
+    from deploy.local.localsvc.mariadb import mariadb_argv
+
+    argv = mariadb_argv(
+        "/usr/sbin/mariadbd", pathlib.Path("/d/data"), pathlib.Path("/d/run"), 13306
+    )
+    assert argv[:2] == ["/usr/sbin/mariadbd", "--no-defaults"]
+    assert "--bind-address=127.0.0.1" in argv
+    assert "--port=13306" in argv
+    assert "--socket=/d/run/mysqld.sock" in argv

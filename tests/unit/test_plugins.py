@@ -176,16 +176,16 @@ def test_a_kestra_plugin_we_do_not_provide_is_said_to_be_one_once_per_type() -> 
     text = HEAD + textwrap.dedent("""\
         tasks:
           - id: q1
-            type: io.kestra.plugin.jdbc.postgresql.Queries
+            type: io.kestra.plugin.jdbc.oracle.Queries
             sql: select 1
           - id: q2
-            type: io.kestra.plugin.jdbc.postgresql.Queries
+            type: io.kestra.plugin.jdbc.oracle.Queries
             sql: select 2
         """)
     problems = _problems(text)
     assert len(problems) == 1, problems
     assert problems[0].startswith(
-        "f.yaml:5:11: tasks[0].type: 'io.kestra.plugin.jdbc.postgresql.Queries' is a Kestra "
+        "f.yaml:5:11: tasks[0].type: 'io.kestra.plugin.jdbc.oracle.Queries' is a Kestra "
         "plugin that Headwater does not provide (Headwater provides core, "
     )
     assert "did you mean" not in problems[0]
