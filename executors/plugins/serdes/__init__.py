@@ -1,0 +1,25 @@
+"""Kestra's serdes plugin: file format conversions to and from Kestra's ION files.
+
+Every type reads ``from`` (a ``kestra://`` URI of internal storage), converts row by row and
+returns Kestra's outputs ``uri`` (the new file) and ``size`` (records converted; also the
+``records`` metric). ION is read and written by :mod:`executors.ion` (its docstring has the
+value mapping); :mod:`.base` has what the types share (streaming files, cancellation), and
+:mod:`.javatext` how Java prints the values Kestra reads from ION. Each module's docstring
+lists its types' properties, defaults and the differences from Kestra we chose.
+"""
+
+from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
+from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
+from executors.plugins.serdes.yaml_files import IonToYaml, JsonToYaml, YamlToIon, YamlToJson
+
+PLUGINS = [
+    IonToCsv,
+    CsvToIon,
+    IonToJson,
+    JsonToIon,
+    JsonToJsonl,
+    IonToYaml,
+    YamlToIon,
+    JsonToYaml,
+    YamlToJson,
+]
