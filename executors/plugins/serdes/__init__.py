@@ -9,6 +9,7 @@ lists its types' properties, defaults and the differences from Kestra we chose.
 """
 
 from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
+from executors.plugins.serdes.excel_files import ExcelToIon, IonToExcel
 from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
 from executors.plugins.serdes.yaml_files import IonToYaml, JsonToYaml, YamlToIon, YamlToJson
 
@@ -22,4 +23,6 @@ PLUGINS = [
     YamlToIon,
     JsonToYaml,
     YamlToJson,
+    IonToExcel,
+    ExcelToIon,
 ]
