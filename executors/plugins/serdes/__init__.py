@@ -8,9 +8,11 @@ value mapping); :mod:`.base` has what the types share (streaming files, cancella
 lists its types' properties, defaults and the differences from Kestra we chose.
 """
 
+from executors.plugins.serdes.avro_files import AvroToIon, InferAvroSchemaFromIon, IonToAvro
 from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
 from executors.plugins.serdes.excel_files import ExcelToIon, IonToExcel
 from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
+from executors.plugins.serdes.parquet_files import IonToParquet, ParquetToIon
 from executors.plugins.serdes.yaml_files import IonToYaml, JsonToYaml, YamlToIon, YamlToJson
 
 PLUGINS = [
@@ -25,4 +27,9 @@ PLUGINS = [
     YamlToJson,
     IonToExcel,
     ExcelToIon,
+    IonToAvro,
+    AvroToIon,
+    InferAvroSchemaFromIon,
+    IonToParquet,
+    ParquetToIon,
 ]

@@ -19,7 +19,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -230,7 +230,7 @@ def parse_zone(text: str, name: str = "timeZoneId") -> tzinfo:
 
 def ion_rows(
     source: IO[bytes], run: Run, annotations: ion.AnnotationMode = "java"
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """The rows of an ION source; a malformed file fails naming the line and column."""
     try:
         for index, row in enumerate(ion.iter_values(source, annotations=annotations)):
