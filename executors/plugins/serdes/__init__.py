@@ -13,6 +13,7 @@ from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
 from executors.plugins.serdes.excel_files import ExcelToIon, IonToExcel
 from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
 from executors.plugins.serdes.parquet_files import IonToParquet, ParquetToIon
+from executors.plugins.serdes.xml_files import IonToXml, XmlToIon
 from executors.plugins.serdes.yaml_files import IonToYaml, JsonToYaml, YamlToIon, YamlToJson
 
 PLUGINS = [
@@ -32,4 +33,6 @@ PLUGINS = [
     InferAvroSchemaFromIon,
     IonToParquet,
     ParquetToIon,
+    IonToXml,
+    XmlToIon,
 ]
