@@ -276,3 +276,63 @@ def test_results_are_ion_that_reads_back(sd: Serdes) -> None:
     outputs, _ = sd.ok("csv.CsvToIon", **{"from": sd.put("in", "a\n1\n")})
     assert ion.loads(sd.text(outputs["uri"])) == [{"a": "1"}]
     assert outputs["uri"].startswith("kestra:///company/team/serdes/executions/ex-1/tasks/convert/")
+
+
+# ------------------------------------------------------------------ how flows use the types
+
+FLOW = """
+id: serdes_pipeline
+namespace: company.team
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: csv_to_ion
+    type: io.kestra.plugin.serdes.csv.CsvToIon
+    from: "{{ inputs.file }}"
+  - id: to_json
+    type: io.kestra.plugin.serdes.json.IonToJson
+    from: "{{ outputs.csv_to_ion.uri }}"
+    newLine: false
+  - id: back_to_ion
+    type: io.kestra.plugin.serdes.json.JsonToIon
+    from: "{{ outputs.to_json.uri }}"
+    newLine: false
+  - id: to_csv
+    type: io.kestra.plugin.serdes.csv.IonToCsv
+    from: "{{ outputs.back_to_ion.uri }}"
+    quoteMode: NON_NUMERIC
+  - id: to_excel
+    type: io.kestra.plugin.serdes.excel.IonToExcel
+    from:
+      Sheet_1: "{{ outputs.csv_to_ion.uri }}"
+      Sheet_2: "{{ outputs.back_to_ion.uri }}"
+  - id: to_avro
+    type: io.kestra.plugin.serdes.avro.IonToAvro
+    from: "{{ outputs.back_to_ion.uri }}"
+    schema: |
+      {"type": "record", "name": "Row", "fields": [
+        {"name": "id", "type": "long"}, {"name": "city", "type": ["null", "string"]}]}
+"""
+
+
+def test_a_flow_chains_the_conversions_through_internal_storage(sd: Serdes) -> None:
+    from engine.flows import flow_to_dict, load_flow
+
+    flow = flow_to_dict(load_flow(FLOW))  # the flow validates with every property
+    variables: dict[str, object] = {
+        "inputs": {"file": sd.put("cities.csv", "id,city\n1,Lyon\n2,\\N\n")},
+        "outputs": {},
+    }
+    for task in flow["tasks"]:
+        ctx = sd.context(task, variables)
+        outcome = asyncio.run(sd.registry.run(task, ctx))
+        assert outcome.state == "SUCCESS", (task["id"], outcome.error)
+        variables["outputs"][task["id"]] = outcome.outputs  # type: ignore[index]
+    outputs = variables["outputs"]
+    assert isinstance(outputs, dict)
+    assert sd.text(outputs["to_json"]["uri"]) == '[{"id":"1","city":"Lyon"},{"id":"2"}]'
+    assert sd.text(outputs["back_to_ion"]["uri"]) == '{id:"1",city:"Lyon"}\n{id:"2"}\n'
+    assert sd.text(outputs["to_csv"]["uri"]) == '"id","city"\n1,"Lyon"\n2\n'
+    assert outputs["to_excel"]["size"] == 4
+    assert outputs["to_avro"]["size"] == 2
