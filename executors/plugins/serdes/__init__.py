@@ -5,7 +5,18 @@ returns Kestra's outputs ``uri`` (the new file) and ``size`` (records converted;
 ``records`` metric). ION is read and written by :mod:`executors.ion` (its docstring has the
 value mapping); :mod:`.base` has what the types share (streaming files, cancellation), and
 :mod:`.javatext` how Java prints the values Kestra reads from ION. Each module's docstring
-lists its types' properties, defaults and the differences from Kestra we chose.
+lists its types' properties, defaults and the differences from Kestra we chose:
+
+- :mod:`.csv_files`: csv.IonToCsv, csv.CsvToIon (FastCSV's rules, on Python's csv)
+- :mod:`.json_files`: json.IonToJson, json.JsonToIon, json.JsonToJsonl
+- :mod:`.yaml_files`: yaml.IonToYaml, yaml.YamlToIon, yaml.JsonToYaml, yaml.YamlToJson
+- :mod:`.excel_files`: excel.IonToExcel, excel.ExcelToIon (openpyxl)
+- :mod:`.avro_files`: avro.IonToAvro, avro.AvroToIon, avro.InferAvroSchemaFromIon (fastavro;
+  schema inference in :mod:`.avro_schema`, value conversion in :mod:`.avro_convert`)
+- :mod:`.parquet_files`: parquet.IonToParquet, parquet.ParquetToIon (pyarrow)
+- :mod:`.xml_files`: xml.IonToXml, xml.XmlToIon (expat)
+
+Not provided: json.JsonToToon / ToonToJson, markdown.* and protobuf.ProtobufToIon.
 """
 
 from executors.plugins.serdes.avro_files import AvroToIon, InferAvroSchemaFromIon, IonToAvro
