@@ -9,6 +9,7 @@ lists its types' properties, defaults and the differences from Kestra we chose:
 
 - :mod:`.csv_files`: csv.IonToCsv, csv.CsvToIon (FastCSV's rules, on Python's csv)
 - :mod:`.json_files`: json.IonToJson, json.JsonToIon, json.JsonToJsonl
+- :mod:`.toon_files`: json.JsonToToon, json.ToonToJson (Kestra's own TOON encoder and parser)
 - :mod:`.yaml_files`: yaml.IonToYaml, yaml.YamlToIon, yaml.JsonToYaml, yaml.YamlToJson
 - :mod:`.excel_files`: excel.IonToExcel, excel.ExcelToIon (openpyxl)
 - :mod:`.avro_files`: avro.IonToAvro, avro.AvroToIon, avro.InferAvroSchemaFromIon (fastavro;
@@ -16,7 +17,8 @@ lists its types' properties, defaults and the differences from Kestra we chose:
 - :mod:`.parquet_files`: parquet.IonToParquet, parquet.ParquetToIon (pyarrow)
 - :mod:`.xml_files`: xml.IonToXml, xml.XmlToIon (expat)
 
-Not provided: json.JsonToToon / ToonToJson, markdown.* and protobuf.ProtobufToIon.
+Not provided: markdown.* (HtmlToMarkdown, MarkdownToHtml, MarkdownToText) and
+protobuf.ProtobufToIon.
 """
 
 from executors.plugins.serdes.avro_files import AvroToIon, InferAvroSchemaFromIon, IonToAvro
@@ -24,6 +26,7 @@ from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
 from executors.plugins.serdes.excel_files import ExcelToIon, IonToExcel
 from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
 from executors.plugins.serdes.parquet_files import IonToParquet, ParquetToIon
+from executors.plugins.serdes.toon_files import JsonToToon, ToonToJson
 from executors.plugins.serdes.xml_files import IonToXml, XmlToIon
 from executors.plugins.serdes.yaml_files import IonToYaml, JsonToYaml, YamlToIon, YamlToJson
 
@@ -33,6 +36,8 @@ PLUGINS = [
     IonToJson,
     JsonToIon,
     JsonToJsonl,
+    JsonToToon,
+    ToonToJson,
     IonToYaml,
     YamlToIon,
     JsonToYaml,
