@@ -19,7 +19,8 @@ def sd(tmp_path: Path) -> Serdes:
 CASES = [
     ({"id": 123, "name": "Ada", "active": True}, "id: 123\nname: Ada\nactive: true"),
     (
-        {"users": [{"id": 1, "name": "Alice", "active": True}, {"id": 2, "name": "Bob", "active": False}]},
+        {"users": [{"id": 1, "name": "Alice", "active": True}, {"id": 2, "name": "Bob",
+                                                                "active": False}]},
         "users[2]{id,name,active}:\n  1,Alice,true\n  2,Bob,false",
     ),
     ({"items": [1, {"a": "x"}, "hello"]}, "items[3]:\n  - 1\n  - a: x\n  - hello"),
@@ -32,9 +33,11 @@ CASES = [
         'urls[2]{id,url}:\n  1,"http://a:b"\n  2,"https://example.com?q=a:b"',
     ),
     ({"tags": [], "note": None}, "tags[0]:\nnote: null"),
-    ({"message": "Hello 世界 👋", "tags": ["🎉", "🎊", "🎈"]}, "message: Hello 世界 👋\ntags[3]: 🎉,🎊,🎈"),
+    ({"message": "Hello 世界 👋", "tags": ["🎉", "🎊", "🎈"]},
+     "message: Hello 世界 👋\ntags[3]: 🎉,🎊,🎈"),
     (
-        {"items": [{"users": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bob"}], "status": "active"}]},
+        {"items": [{"users": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bob"}],
+                    "status": "active"}]},
         "items[1]:\n  - users[2]{id,name}:\n      1,Ada\n      2,Bob\n    status: active",
     ),
     (
