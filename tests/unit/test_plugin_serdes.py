@@ -336,3 +336,28 @@ def test_a_flow_chains_the_conversions_through_internal_storage(sd: Serdes) -> N
     assert sd.text(outputs["to_csv"]["uri"]) == '"id","city"\n1,"Lyon"\n2\n'
     assert outputs["to_excel"]["size"] == 4
     assert outputs["to_avro"]["size"] == 2
+
+
+# -------------------------------------------------------------------------------- Markdown
+
+MARKDOWN = (
+    "# Title\n\nSome *text* and `code` &amp; <b>raw</b>\nnext line  \nhard\n\n"
+    "- a\n- b [link](http://x) ![alt](i.png)\n\n```\nblock\n```\n"
+)
+
+
+def test_markdown_to_html_and_text(sd: Serdes) -> None:
+    outcome, _ = sd.run("markdown.MarkdownToHtml", **{"from": sd.put("in.md", MARKDOWN)})
+    assert outcome.state == "SUCCESS", outcome.error
+    html = sd.text(outcome.outputs["uri"])
+    assert html == (
+        "<h1>Title</h1>\n<p>Some <em>text</em> and <code>code</code> &amp; <b>raw</b>\n"
+        'next line<br />\nhard</p>\n<ul>\n<li>a</li>\n<li>b <a href="http://x">link</a> '
+        '<img src="i.png" alt="alt" /></li>\n</ul>\n<pre><code>block\n</code></pre>\n'
+    )
+    assert list(outcome.outputs) == ["uri"]
+    assert outcome.outputs["uri"].endswith(".html")
+    assert outcome.metrics == {"bytes": len(html)}
+    text = sd.convert("markdown.MarkdownToText", MARKDOWN)
+    # the inline code is dropped and each list item ends twice, as Kestra's visitor does
+    assert text == "Title\nSome text and  & raw next line\nhard\n- a\n\n- b link alt"

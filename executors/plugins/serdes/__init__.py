@@ -16,15 +16,17 @@ lists its types' properties, defaults and the differences from Kestra we chose:
   schema inference in :mod:`.avro_schema`, value conversion in :mod:`.avro_convert`)
 - :mod:`.parquet_files`: parquet.IonToParquet, parquet.ParquetToIon (pyarrow)
 - :mod:`.xml_files`: xml.IonToXml, xml.XmlToIon (expat)
+- :mod:`.markdown_files`: markdown.MarkdownToHtml, markdown.MarkdownToText (markdown-it-py)
 
-Not provided: markdown.* (HtmlToMarkdown, MarkdownToHtml, MarkdownToText) and
-protobuf.ProtobufToIon.
+Not provided: markdown.HtmlToMarkdown (flexmark's output, which no Python library
+reproduces) and protobuf.ProtobufToIon (it reads compiled descriptor files).
 """
 
 from executors.plugins.serdes.avro_files import AvroToIon, InferAvroSchemaFromIon, IonToAvro
 from executors.plugins.serdes.csv_files import CsvToIon, IonToCsv
 from executors.plugins.serdes.excel_files import ExcelToIon, IonToExcel
 from executors.plugins.serdes.json_files import IonToJson, JsonToIon, JsonToJsonl
+from executors.plugins.serdes.markdown_files import MarkdownToHtml, MarkdownToText
 from executors.plugins.serdes.parquet_files import IonToParquet, ParquetToIon
 from executors.plugins.serdes.toon_files import JsonToToon, ToonToJson
 from executors.plugins.serdes.xml_files import IonToXml, XmlToIon
@@ -51,4 +53,6 @@ PLUGINS = [
     ParquetToIon,
     IonToXml,
     XmlToIon,
+    MarkdownToHtml,
+    MarkdownToText,
 ]
