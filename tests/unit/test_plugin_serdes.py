@@ -143,12 +143,14 @@ def test_csv_to_ion_bad_lines(sd: Serdes) -> None:
 
 def test_csv_to_ion_malformed_quotes_name_the_line(sd: Serdes) -> None:
     data = 'a,b\n"x\ny",1\n"bad"z,2\n3,4\n'
-    assert sd.fail("csv.CsvToIon", data).startswith("line 4: malformed CSV record")
+    assert sd.fail("csv.CsvToIon", data).startswith("line 4, column 1: malformed CSV record")
+    unclosed = sd.fail("csv.CsvToIon", 'a,b,c\n1,2,"open\n')
+    assert unclosed.startswith("line 2, column 3: malformed CSV record")
     relaxed = sd.convert("csv.CsvToIon", data, allowExtraCharsAfterClosingQuote=True)
     assert relaxed.splitlines()[1] == '{a:"badz",b:"2"}'
     outputs, ctx = sd.ok("csv.CsvToIon", **{"from": sd.put("in", data), "onBadLines": "WARN"})
     assert outputs["size"] == 2
-    assert warnings(ctx)[0].startswith("Bad line encountered (skipped): line 4: malformed CSV")
+    assert warnings(ctx)[0].startswith("Bad line encountered (skipped): line 4, column 1:")
     long_field = sd.fail("csv.CsvToIon", "a,b\n1,2\n3,12345\n", maxFieldSize=4)
     assert long_field == "line 3, column 2: the field exceeds maxFieldSize (4 characters)"
 

@@ -29,11 +29,13 @@ mismatch): Expected 3, got 2 fields."). DROP removes the trailing unnamed header
 ``col_<index>`` (``_2``... when taken). Without a header each row is a list. An empty line is
 a record of one empty field.
 
-Errors name the line the record starts on (and the column for a field over
-``maxFieldSize``). Differences: Kestra stops at the first malformed CSV record even with
-``onBadLines`` WARN/SKIP (its ``onErrorResume`` ends the stream); here that record is skipped
-and reading goes on, as the property documents. ``maxBufferSize`` is accepted and unused (rows
-stream; a field is bounded by ``maxFieldSize``). Python's ``csv`` module parses: an unclosed
+Errors name the line the record starts on and the column (field number) where it goes
+wrong: a malformed quote, a field over ``maxFieldSize``.
+
+Differences: Kestra stops at the first malformed CSV record even with ``onBadLines`` WARN/SKIP
+(its ``onErrorResume`` ends the stream); here that record is skipped and reading goes on, as
+the property documents. ``maxBufferSize`` is accepted and unused (rows stream; a field is
+bounded by ``maxFieldSize``). Python's ``csv`` module parses: an unclosed
 quote at the end of the file is an error (FastCSV takes the rest of the file as the field).
 """
 
@@ -75,6 +77,51 @@ def is_numeric(value: str) -> bool:
     """Kestra's NON_NUMERIC test: an optional sign then digits with at most one '.' (so '.'
     and '-5.' are numeric, '-' and '1e5' are not)."""
     return _NUMERIC.match(value) is not None
+
+
+class _Lines:
+    """The text's lines for csv.reader, remembering those of the record being read."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self.text = text
+        self.record: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline()
+        if not line:
+            raise StopIteration
+        self.record.append(line)
+        return line
+
+
+def _error_field(raw: str, sep: str, quote: str) -> int:
+    """The number (1-based) of the field where a malformed record goes wrong."""
+    field, quoted, at_start, i = 1, False, True, 0
+    while i < len(raw):
+        char = raw[i]
+        if quoted:
+            if char == quote:
+                if raw[i + 1 : i + 2] == quote:
+                    i += 2
+                    continue
+                quoted = False
+                if raw[i + 1 : i + 2] not in (sep, "\n", "\r", ""):
+                    return field  # text after a closing quote
+            i += 1
+            continue
+        if char == quote and at_start:
+            quoted = True
+        elif char == sep:
+            field += 1
+            at_start = True
+            i += 1
+            continue
+        at_start = False
+        i += 1
+    return field  # the end of the file inside a quoted field
 
 
 class IonToCsv(Conversion):
@@ -267,8 +314,9 @@ class CsvToIon(Conversion):
         if csv.field_size_limit() < self._max_field:
             # The limit is process-wide; raising it only loosens other readers' guard.
             csv.field_size_limit(self._max_field)
+        lines = _Lines(text)
         reader = csv.reader(
-            text,
+            lines,
             delimiter=self._sep,
             quotechar=self._quote,
             doublequote=True,
@@ -276,12 +324,14 @@ class CsvToIon(Conversion):
         )
         start = 1
         while True:
+            lines.record.clear()
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                message = f"line {start}: malformed CSV record ({exc})"
+                column = _error_field("".join(lines.record), self._sep, self._quote)
+                message = f"line {start}, column {column}: malformed CSV record ({exc})"
                 start = reader.line_num + 1
                 self.bad(message, warn, "Bad line encountered (skipped): ")
                 continue
