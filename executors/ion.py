@@ -41,37 +41,59 @@ offset (Kestra: a ``ZonedDateTime``). Strings annotated with a ``java.time`` cla
 that type: ``Instant``/``OffsetDateTime``/``ZonedDateTime`` -> aware ``datetime`` (a region
 ``[Europe/Paris]`` becomes a ``ZoneInfo``), ``LocalDateTime`` -> naive ``datetime``,
 ``LocalDate`` -> ``date``, ``LocalTime``/``OffsetTime`` -> ``time``. Other annotations are
-dropped. Python keeps microseconds: finer digits are truncated. Symbol ids (``$10``) stay text.
+dropped. ``annotations="ignore"`` reads as plain Jackson does (annotated strings stay text,
+what Kestra's IonToJson sees); ``"keep"`` gives :class:`Annotated` for annotated strings.
+Python keeps microseconds: finer digits are truncated. Symbol ids (``$10``) stay text.
 
 Reading is streaming: :func:`iter_values` pulls one line at a time from a binary file and
 yields each value as soon as it is complete, so memory holds one value (plus the rest of its
 line), whatever the file's size. Values may span lines (containers, long strings, comments).
-Malformed input raises :class:`IonError` naming the line. Binary Ion is refused (Kestra only
-writes text). Writing: :func:`dumps` gives one value's text, :class:`IonWriter` writes
-``value + "\\n"`` per row into a binary file.
+Malformed input raises :class:`IonError` naming the line (and the column where the parser
+knows it). Binary Ion is refused (Kestra only writes text). Writing: :func:`dumps` gives one
+value's text, :class:`IonWriter` writes ``value + "\\n"`` per row into a binary file.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import io
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any
+from typing import IO, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 BINARY_ION_MARKER = b"\xe0\x01\x00\xea"
 
 
 class IonError(ValueError):
-    """Malformed Ion text; ``line`` is 1-based."""
+    """Malformed Ion text; ``line`` and ``column`` (when known) are 1-based."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
         self.line = line
-        super().__init__(f"line {line}: {message}" if line is not None else message)
+        self.column = column
+        where = ""
+        if line is not None:
+            where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotated:
+    """An annotated string or symbol, as read with ``annotations="keep"``."""
+
+    annotations: tuple[str, ...]
+    value: str
+
+
+# How annotations are read: "java" as Kestra's own reader (java.time class names make
+# temporal values, others are dropped), "ignore" as plain Jackson (every annotation dropped),
+# "keep" (annotated strings and symbols become Annotated, as IonToJson's shouldKeepAnnotations).
+AnnotationMode = Literal["java", "ignore", "keep"]
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -334,11 +356,16 @@ class _Missing:
 _NOTHING = _Missing()
 
 
+class _LineSource(Protocol):
+    def readline(self) -> str: ...
+
+
 class _Parser:
     """Recursive descent over a buffer that always ends at a line boundary (or at EOF)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: _LineSource, annotations: AnnotationMode = "java") -> None:
         self.stream = stream
+        self.mode = annotations
         self.buf = ""
         self.pos = 0
         self.base_line = 0  # lines before buf[0]
@@ -351,7 +378,9 @@ class _Parser:
         return self.base_line + self.buf.count("\n", 0, at) + 1
 
     def error(self, message: str, pos: int | None = None) -> IonError:
-        return IonError(message, self.line(pos))
+        at = self.pos if pos is None else pos
+        column = at - (self.buf.rfind("\n", 0, at) + 1) + 1
+        return IonError(message, self.line(at), column)
 
     def more(self) -> bool:
         """Append the next line (positions stay valid: only :meth:`compact` drops text)."""
@@ -360,7 +389,8 @@ class _Parser:
         try:
             line = self.stream.readline()
         except UnicodeDecodeError as exc:
-            raise IonError(f"the file is not valid text: {exc.reason}", self.line()) from None
+            number = self.base_line + self.buf.count("\n") + 1  # the line being read
+            raise IonError(f"the file is not valid text: {exc.reason}", number) from None
         if not line:
             self.eof = True
             return False
@@ -681,8 +711,10 @@ class _Parser:
 
 
 def _annotated(annotations: list[str], value: Any, parser: _Parser, pos: int) -> Any:
-    if not annotations or not isinstance(value, str):
+    if not annotations or not isinstance(value, str) or parser.mode == "ignore":
         return value
+    if parser.mode == "keep":
+        return Annotated(tuple(annotations), value)
     kind = annotations[0]
     if kind not in _TEMPORAL_ANNOTATIONS:
         return value
@@ -727,21 +759,32 @@ def _trim_fraction(text: str) -> str:
     return _LONG_FRACTION.sub(r"\1", text, count=1)
 
 
-def iter_values(stream: IO[bytes], encoding: str = "utf-8") -> Iterator[Any]:
+def iter_values(
+    stream: IO[bytes], encoding: str = "utf-8", *, annotations: AnnotationMode = "java"
+) -> Iterator[Any]:
     """Each top-level value of an Ion text file, read as it streams in."""
     buffered: Any = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)
     if buffered.peek(4)[:4] == BINARY_ION_MARKER:
         raise IonError("this is binary Ion; Kestra's files (and Headwater) use Ion text")
-    text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
-    try:
-        yield from _Parser(text).top_level()
-    finally:
-        text.detach()
+    yield from _Parser(_LineDecoder(buffered, encoding), annotations).top_level()
 
 
-def loads(text: str) -> list[Any]:
+class _LineDecoder:
+    """``readline`` over a binary stream, decoding line by line (so that an invalid byte is
+    reported on its own line, not on the first line of an 8 KiB block)."""
+
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder(encoding)()
+
+    def readline(self) -> str:
+        raw = self.stream.readline()
+        return self.decoder.decode(raw, final=not raw)
+
+
+def loads(text: str, *, annotations: AnnotationMode = "java") -> list[Any]:
     """Every top-level value of an Ion text."""
-    parser = _Parser(io.StringIO(text))
+    parser = _Parser(io.StringIO(text), annotations)
     return list(parser.top_level())
 
 
