@@ -78,7 +78,9 @@ class TaskOutcome:
 
     ``KILLED`` is only produced when the context's cancellation signal stopped the task.
     ``labels`` (``[{"key", "value"}]``) is set by tasks that change the execution's labels;
-    it travels in ``TaskResult.labels`` and the reducer applies it.
+    it travels in ``TaskResult.labels`` and the reducer applies it. ``update`` is how the other
+    tasks that change their execution say what to change (``setVariables``, ``unsetVariables``,
+    ``exit``: see :mod:`engine.reducer.updates`); it travels in ``TaskResult.update``.
     """
 
     state: OutcomeState
@@ -86,6 +88,7 @@ class TaskOutcome:
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     labels: list[dict[str, str]] | None = None
+    update: dict[str, Any] | None = None
 
 
 class KVStore(Protocol):

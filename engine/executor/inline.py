@@ -57,6 +57,9 @@ INLINE_TYPES = frozenset(
         "io.kestra.plugin.core.output.OutputValues",
         "io.kestra.plugin.core.execution.Fail",
         "io.kestra.plugin.core.execution.Labels",
+        "io.kestra.plugin.core.execution.Exit",
+        "io.kestra.plugin.core.execution.SetVariables",
+        "io.kestra.plugin.core.execution.UnsetVariables",
     }
 )
 
@@ -125,6 +128,7 @@ class InlineRunner:
             metrics=outcome.metrics,
             error_logs=ctx.error_logs()[:MAX_ERROR_LOGS],
             labels=outcome.labels,
+            update=outcome.update,
             log_lines=len(lines),
             **ids,
         )

@@ -117,6 +117,9 @@ class TaskResult(Command):
     labels: JSON | list[JSON] | None = None
     worker_id: str = ""
     log_lines: int = 0
+    # How the task changes its execution (SetVariables, UnsetVariables, Exit): see
+    # engine.reducer.updates.
+    update: JSON | None = None
 
 
 @dataclass(slots=True, kw_only=True)

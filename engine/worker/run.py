@@ -278,6 +278,7 @@ class JobRun:
             metrics=outcome.metrics,
             error_logs=self.ctx.error_logs()[:MAX_ERROR_LOGS],
             labels=outcome.labels,
+            update=outcome.update,
             worker_id=self.deps.worker_id,
         )
 
