@@ -212,6 +212,9 @@ class TaskContext:
     storage: Storage | None = None
     # Trigger enable/disable (trigger.Toggle); the triggers component provides it.
     triggers: TriggerStates | None = None
+    # The worker's executors (an executors.registry.Registry): TemplatedTask runs the task it
+    # renders with them.
+    registry: Any = None
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None

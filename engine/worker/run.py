@@ -148,6 +148,7 @@ class JobRun:
             log_source=deps.logs.for_job(job.execution_id, job.context) if deps.logs else None,
             process_watch=deps.process_watch,
             triggers=deps.triggers,
+            registry=deps.registry,
             clock=deps.clock,
             sleeper=deps.sleeper,
         )
