@@ -153,6 +153,21 @@ class Storage(Protocol):
         ...
 
 
+class NamespaceFileStore(Protocol):
+    """Namespace files (engine.stores.nsfiles.NamespaceFiles) as tasks use them; entries have
+    ``path`` (``/a/b.sql``), ``local`` (a Path to read) and ``uri``."""
+
+    async def find(self, namespace: str, patterns: list[str]) -> list[Any]: ...
+
+    async def put(self, namespace: str, path: str, source: Any, conflict: Any = ...) -> Any:
+        """Store a file (a local Path, bytes or a stream); None when ``conflict`` skipped it."""
+        ...
+
+    async def delete(self, namespace: str, path: str) -> list[str]: ...
+
+    async def remove_empty_folder(self, namespace: str, path: str) -> bool: ...
+
+
 class ProcessWatch(Protocol):
     """Remembers the process groups a task started, so that they die with their worker even
     when the worker is SIGKILLed (engine.worker.guard); script runners report each group."""
@@ -215,6 +230,8 @@ class TaskContext:
     # The worker's executors (an executors.registry.Registry): TemplatedTask runs the task it
     # renders with them.
     registry: Any = None
+    # Namespace files (the namespace.* tasks).
+    namespace_files: NamespaceFileStore | None = None
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None

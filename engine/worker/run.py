@@ -29,6 +29,7 @@ from engine.bus.wire import command_record, result_command_id
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import Command, Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job
+from engine.stores.nsfiles import NamespaceFiles
 from engine.stores.storage import LocalStorage, TaskLocation, offload_outputs
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
@@ -133,6 +134,7 @@ class JobRun:
     def _context(self) -> TaskContext:
         job, deps = self.job, self.deps
         task_storage = deps.storage.for_task(self._location()) if deps.storage else None
+        nsfiles = NamespaceFiles(deps.storage) if deps.storage else None
         ctx = TaskContext.for_job(
             execution_id=job.execution_id,
             task_run_id=job.task_run_id,
@@ -149,6 +151,7 @@ class JobRun:
             process_watch=deps.process_watch,
             triggers=deps.triggers,
             registry=deps.registry,
+            namespace_files=nsfiles,
             clock=deps.clock,
             sleeper=deps.sleeper,
         )
@@ -160,6 +163,7 @@ class JobRun:
         ctx.expression_hooks = ExpressionHooks(
             secret=deps.secrets.hook(reveal, ctx.namespace),
             read=deps.storage.read_text if deps.storage else None,
+            namespace_file=nsfiles.read_text if nsfiles else None,
             error_logs=lambda: list(error_logs) if isinstance(error_logs, list) else [],
             kv=deps.kv.lookup if deps.kv is not None else None,
             now=deps.clock,

@@ -45,7 +45,7 @@ from engine.reducer.model import StopJob
 from engine.settings import Settings
 from engine.stores.kv import KafkaKV, ensure_kv_topic
 from engine.stores.secrets import SecretStore
-from engine.stores.storage import LocalStorage
+from engine.stores.storage import LocalStorage, storage_dir
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
@@ -108,7 +108,7 @@ class Worker:
         self.concurrency = concurrency or ws.concurrency
         self.group = worker_group if worker_group is not None else ws.worker_group
         self.work_dir = _default_dir(ws.work_dir, "headwater-worker")
-        self.storage = LocalStorage(_default_dir(ws.storage_dir, "headwater-storage"))
+        self.storage = LocalStorage(storage_dir(ws.storage_dir))
         venvs = _default_dir(ws.venv_cache_dir, "headwater-venvs")
         self.registry = registry or build_registry(settings, venvs)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"

@@ -1,11 +1,14 @@
-"""execution.Exit and SetVariables through the real broker, the executor and the real worker:
-the Exit task runs inline in the executor, a shell task runs on the worker as a real process.
+"""Core tasks through the real broker, the executor and the real worker (engine.worker.Worker,
+its internal storage on disk): the Exit task runs inline in the executor, a shell task runs on
+the worker as a real process.
 
 - Exit KILLED next to a running `sleep 30` shell task: the process is killed, the execution
   ends KILLED in seconds, not 30.
 - Exit FAILED next to a running shell task: the execution ends FAILED at once, the shell task
   still finishes and its result is recorded; the task after the Parallel never starts.
 - SetVariables then a shell task (on the worker) reading ``vars``.
+- storage.Write -> storage.Split -> namespace.UploadFiles, then a Log reading the uploaded
+  namespace file with ``read()`` (on the worker: the executor declines read()).
 """
 
 from __future__ import annotations
@@ -135,3 +138,43 @@ tasks:
     shell = next(r for r in state.task_runs.values() if r.task_id == "shell")
     assert shell.outputs["vars"] == {"said": "Hello variables"}
     assert state.variables == {"greeting": "Hello", "who": "variables"}
+
+
+async def test_files_written_split_uploaded_and_read(stack: Stack) -> None:
+    await stack.deploy(
+        """
+id: files
+namespace: company.team
+tasks:
+  - id: write
+    type: io.kestra.plugin.core.storage.Write
+    content: "a\\nb\\nc\\n"
+    extension: .txt
+  - id: split
+    type: io.kestra.plugin.core.storage.Split
+    from: "{{ outputs.write.uri }}"
+    rows: 2
+  - id: upload
+    type: io.kestra.plugin.core.namespace.UploadFiles
+    filesMap:
+      parts/first.txt: "{{ outputs.split.uris[0] }}"
+      parts/second.txt: "{{ outputs.split.uris[1] }}"
+  - id: show
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ read('parts/first.txt') | trim }}+{{ read('nsfile:///parts/second.txt') | trim }}"
+"""
+    )
+    execution_id = await stack.start_execution("company.team", "files")
+    state = await stack.wait_terminal(execution_id)
+    assert state.state == State.SUCCESS, runs(state)
+    assert stack.real is not None
+    logs = stack.real.logs
+
+    def shown() -> bool:
+        return any(line.task_id == "show" for line in logs.lines)
+
+    await stack.wait(shown, "the Log line")
+    line = next(line for line in logs.lines if line.task_id == "show")
+    assert line.message == "a\nb+c"
+    split = next(r for r in state.task_runs.values() if r.task_id == "split")
+    assert len(split.outputs["uris"]) == 2
