@@ -168,6 +168,44 @@ class NamespaceFileStore(Protocol):
     async def remove_empty_folder(self, namespace: str, path: str) -> bool: ...
 
 
+class Purges(Protocol):
+    """Purging executions and logs (engine.worker.purges.ReadModelPurges): find them in the
+    read model, purge them through Kafka."""
+
+    async def find_executions(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        states: list[str] | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Any]: ...
+
+    async def count_logs(self, execution_ids: list[str]) -> int: ...
+
+    async def purge_execution(self, execution_id: str, task_run_id: str) -> None: ...
+
+    async def purge_storage(self, execution: Any) -> int: ...
+
+    async def find_logs(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        execution_id: str | None,
+        levels: list[str] | None,
+        start: datetime | None,
+        end: datetime,
+    ) -> list[tuple[str, int]]: ...
+
+    async def purge_logs(
+        self, execution_id: str, *, levels: list[str] | None, start: datetime | None, end: datetime
+    ) -> None: ...
+
+
 class ProcessWatch(Protocol):
     """Remembers the process groups a task started, so that they die with their worker even
     when the worker is SIGKILLed (engine.worker.guard); script runners report each group."""
@@ -232,6 +270,8 @@ class TaskContext:
     registry: Any = None
     # Namespace files (the namespace.* tasks).
     namespace_files: NamespaceFileStore | None = None
+    # PurgeExecutions / PurgeLogs.
+    purges: Purges | None = None
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None

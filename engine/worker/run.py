@@ -36,6 +36,7 @@ from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs
 from executors.base import (
     ProcessWatch,
+    Purges,
     Sleeper,
     TaskContext,
     TaskError,
@@ -82,6 +83,8 @@ class RunDeps:
     logs: TopicLogSource | None = None
     process_watch: ProcessWatch | None = None
     triggers: TriggerStates | None = None
+    # PurgeExecutions / PurgeLogs (engine.worker.purges.ReadModelPurges).
+    purges: Purges | None = None
     # Time is an input: tests run the worker on an accelerated clock.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleeper: Sleeper = real_sleep
@@ -152,6 +155,7 @@ class JobRun:
             triggers=deps.triggers,
             registry=deps.registry,
             namespace_files=nsfiles,
+            purges=deps.purges,
             clock=deps.clock,
             sleeper=deps.sleeper,
         )

@@ -50,6 +50,7 @@ from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.offsets import OffsetTracker, Partition
+from engine.worker.purges import ReadModelPurges
 from engine.worker.run import JobRun, RunDeps
 from engine.worker.tasks import build_registry
 from executors.base import Sleeper, TaskOutcome, real_sleep
@@ -167,6 +168,13 @@ class Worker:
     ) -> None:
         kafka = self.settings.kafka
         shipper = LogShipper(producer, topics.logs.name)
+        purges = ReadModelPurges(
+            self.settings.postgres.dsn.get_secret_value(),
+            producer,
+            topics.commands.name,
+            topics.logs.name,
+            self.storage,
+        )
         self._deps = RunDeps(
             registry=self.registry,
             producer=producer,
@@ -182,6 +190,7 @@ class Worker:
             logs=TopicLogSource(kafka, topics.logs.name),
             process_watch=self.guard,
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
+            purges=purges,
             clock=self.clock,
             sleeper=self.sleeper,
         )
@@ -206,6 +215,7 @@ class Worker:
                 await logs_loop.stop()
                 await kv_loop.stop()
                 await self._commit(consumer)
+                await purges.close()
 
     def _crash_handler(self, stop: asyncio.Event) -> Callable[[str, BaseException], None]:
         def crashed(name: str, exc: BaseException) -> None:
