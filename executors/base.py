@@ -99,9 +99,21 @@ class KVStore(Protocol):
         ...
 
     async def set(
-        self, namespace: str, key: str, value: Any, *, overwrite: bool, ttl_seconds: float | None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl_seconds: float | None,
+        keep_expiry: bool = False,
     ) -> None:
-        """Store ``value``; raise TaskError when it exists and ``overwrite`` is false."""
+        """Store ``value``; raise TaskError when it exists and ``overwrite`` is false.
+        ``keep_expiry`` keeps the current entry's expiry instead of ``ttl_seconds``."""
+        ...
+
+    async def list_entries(self) -> list[tuple[str, str, datetime | None]]:
+        """(namespace, key, expiry) of every stored key, expired ones included."""
         ...
 
     async def delete(self, namespace: str, key: str) -> bool:
