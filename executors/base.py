@@ -78,7 +78,9 @@ class TaskOutcome:
 
     ``KILLED`` is only produced when the context's cancellation signal stopped the task.
     ``labels`` (``[{"key", "value"}]``) is set by tasks that change the execution's labels;
-    it travels in ``TaskResult.labels`` and the reducer applies it.
+    it travels in ``TaskResult.labels`` and the reducer applies it. ``update`` is how the other
+    tasks that change their execution say what to change (``setVariables``, ``unsetVariables``,
+    ``exit``: see :mod:`engine.reducer.updates`); it travels in ``TaskResult.update``.
     """
 
     state: OutcomeState
@@ -86,6 +88,7 @@ class TaskOutcome:
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     labels: list[dict[str, str]] | None = None
+    update: dict[str, Any] | None = None
 
 
 class KVStore(Protocol):
@@ -96,9 +99,21 @@ class KVStore(Protocol):
         ...
 
     async def set(
-        self, namespace: str, key: str, value: Any, *, overwrite: bool, ttl_seconds: float | None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl_seconds: float | None,
+        keep_expiry: bool = False,
     ) -> None:
-        """Store ``value``; raise TaskError when it exists and ``overwrite`` is false."""
+        """Store ``value``; raise TaskError when it exists and ``overwrite`` is false.
+        ``keep_expiry`` keeps the current entry's expiry instead of ``ttl_seconds``."""
+        ...
+
+    async def list_entries(self) -> list[tuple[str, str, datetime | None]]:
+        """(namespace, key, expiry) of every stored key, expired ones included."""
         ...
 
     async def delete(self, namespace: str, key: str) -> bool:
@@ -148,6 +163,59 @@ class Storage(Protocol):
     async def delete_execution_files(self) -> list[str]:
         """Delete every file of the running execution; the URIs deleted."""
         ...
+
+
+class NamespaceFileStore(Protocol):
+    """Namespace files (engine.stores.nsfiles.NamespaceFiles) as tasks use them; entries have
+    ``path`` (``/a/b.sql``), ``local`` (a Path to read) and ``uri``."""
+
+    async def find(self, namespace: str, patterns: list[str]) -> list[Any]: ...
+
+    async def put(self, namespace: str, path: str, source: Any, conflict: Any = ...) -> Any:
+        """Store a file (a local Path, bytes or a stream); None when ``conflict`` skipped it."""
+        ...
+
+    async def delete(self, namespace: str, path: str) -> list[str]: ...
+
+    async def remove_empty_folder(self, namespace: str, path: str) -> bool: ...
+
+
+class Purges(Protocol):
+    """Purging executions and logs (engine.worker.purges.ReadModelPurges): find them in the
+    read model, purge them through Kafka."""
+
+    async def find_executions(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        states: list[str] | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Any]: ...
+
+    async def count_logs(self, execution_ids: list[str]) -> int: ...
+
+    async def purge_execution(self, execution_id: str, task_run_id: str) -> None: ...
+
+    async def purge_storage(self, execution: Any) -> int: ...
+
+    async def find_logs(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        execution_id: str | None,
+        levels: list[str] | None,
+        start: datetime | None,
+        end: datetime,
+    ) -> list[tuple[str, int]]: ...
+
+    async def purge_logs(
+        self, execution_id: str, *, levels: list[str] | None, start: datetime | None, end: datetime
+    ) -> None: ...
 
 
 class ProcessWatch(Protocol):
@@ -224,6 +292,13 @@ class TaskContext:
     storage: Storage | None = None
     # Trigger enable/disable (trigger.Toggle); the triggers component provides it.
     triggers: TriggerStates | None = None
+    # The worker's executors (an executors.registry.Registry): TemplatedTask runs the task it
+    # renders with them.
+    registry: Any = None
+    # Namespace files (the namespace.* tasks).
+    namespace_files: NamespaceFileStore | None = None
+    # PurgeExecutions / PurgeLogs.
+    purges: Purges | None = None
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None

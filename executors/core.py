@@ -9,6 +9,7 @@ here, at run time, from the unrendered task definition the job carries.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -320,7 +321,14 @@ class InMemoryKV:
         return (entry in self.entries, self.entries.get(entry))
 
     async def set(
-        self, namespace: str, key: str, value: Any, *, overwrite: bool, ttl_seconds: float | None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl_seconds: float | None,
+        keep_expiry: bool = False,
     ) -> None:
         entry = (namespace, key)
         if not overwrite and entry in self.entries:
@@ -329,7 +337,12 @@ class InMemoryKV:
                 "Key already exists and `overwrite` is set to `false`."
             )
         self.entries[entry] = value
-        self.ttls[entry] = ttl_seconds
+        if not keep_expiry:
+            self.ttls[entry] = ttl_seconds
+
+    async def list_entries(self) -> list[tuple[str, str, datetime | None]]:
+        """Every key (the ttl is recorded, not enforced: no expiry)."""
+        return sorted((namespace, key, None) for namespace, key in self.entries)
 
     async def delete(self, namespace: str, key: str) -> bool:
         entry = (namespace, key)

@@ -360,6 +360,9 @@ def _matching_files(root: Path, patterns: list[str]) -> list[Path]:
     out: list[Path] = []
     for pattern in patterns:
         for path in sorted(root.glob(pattern)):
-            if path.is_file() and path.resolve().is_relative_to(base) and path not in out:
-                out.append(path)
+            # Kestra's glob `dir/**` matches the files below dir; pathlib's only the folders.
+            found = sorted(path.rglob("*")) if path.is_dir() and pattern.endswith("**") else [path]
+            for file in found:
+                if file.is_file() and file.resolve().is_relative_to(base) and file not in out:
+                    out.append(file)
     return out

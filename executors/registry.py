@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from executors import core
+from executors import core, core_execution
 from executors.base import TaskContext, TaskExecutor, TaskOutcome, run_task
 from executors.plugin import PluginExecutor
 from schemas.plugins import plugins
@@ -73,6 +73,9 @@ def core_registry() -> Registry:
             "io.kestra.plugin.core.output.OutputValues": core.OutputValuesTask(),
             "io.kestra.plugin.core.execution.Fail": core.FailTask(),
             "io.kestra.plugin.core.execution.Labels": core.LabelsTask(),
+            "io.kestra.plugin.core.execution.Exit": core_execution.ExitTask(),
+            "io.kestra.plugin.core.execution.SetVariables": core_execution.SetVariablesTask(),
+            "io.kestra.plugin.core.execution.UnsetVariables": core_execution.UnsetVariablesTask(),
             "io.kestra.plugin.core.flow.Sleep": core.SleepTask(),
             "io.kestra.plugin.core.kv.Set": core.KVSetTask(),
             "io.kestra.plugin.core.kv.Get": core.KVGetTask(),

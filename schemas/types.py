@@ -66,6 +66,8 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
     f"{_CORE}.execution.Fail": ("runnable", "fail", (f"{_LEGACY}.executions.Fail",)),
     f"{_CORE}.execution.Labels": ("runnable", "labels", (f"{_LEGACY}.executions.Labels",)),
     f"{_CORE}.execution.Exit": ("runnable", "exit", ()),
+    f"{_CORE}.execution.SetVariables": ("runnable", "set_variables", ()),
+    f"{_CORE}.execution.UnsetVariables": ("runnable", "unset_variables", ()),
     f"{_CORE}.kv.Set": ("runnable", "kv_set", ()),
     f"{_CORE}.kv.Get": ("runnable", "kv_get", ()),
     f"{_CORE}.kv.Delete": ("runnable", "kv_delete", ()),

@@ -15,7 +15,13 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine import dashboard
-from engine.api import routes_executions, routes_flows, routes_ops, routes_webhooks
+from engine.api import (
+    routes_executions,
+    routes_flows,
+    routes_namespace_files,
+    routes_ops,
+    routes_webhooks,
+)
 from engine.api.auth import Authenticator
 from engine.api.docs import install_docs
 from engine.api.problems import BodyLimit, install, problem_response
@@ -70,6 +76,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.include_router(routes_flows.router(services), prefix=API_PREFIX, dependencies=[protect])
     app.include_router(
         routes_executions.router(services), prefix=API_PREFIX, dependencies=[protect]
+    )
+    app.include_router(
+        routes_namespace_files.router(services), prefix=API_PREFIX, dependencies=[protect]
     )
     app.include_router(routes_ops.router(services, protect))
     app.include_router(dashboard.router(services, protect))

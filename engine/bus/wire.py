@@ -11,14 +11,20 @@ hw.commands            execution id              the command's ``type`` (StartEx
                                                  ``command.to_dict()``; seq 0
 hw.events              execution id              ``Event.type`` (ExecutionUpdated,
                                                  TaskRunUpdated, LogEmitted) -> ``Event.payload``;
-                                                 seq = ``Event.seq``, occurred = ``Event.occurred``
+                                                 seq = ``Event.seq``, occurred = ``Event.occurred``;
+                                                 "ExecutionPurged" -> {execution_id}: the
+                                                 execution and its task runs are deleted
 hw.jobs / hw.jobs.G    execution id              "Job" -> ``Job.to_dict()``; "StopJob" ->
                                                  ``StopJob.to_dict()`` (same key, same topic, so
                                                  a StopJob reaches the worker owning the job's
                                                  partition); jobs of worker group G go to
                                                  ``{prefix}jobs.{G}`` (:func:`jobs_topic`)
 hw.logs                execution id              "LogLine" -> {log_id, execution_id, task_run_id,
-                                                 task_id, attempt, level, message, timestamp}
+                                                 task_id, attempt, level, message, timestamp};
+                                                 "LogsPurged" -> {execution_id, levels (null:
+                                                 all), start (null: any), end}: the lines of
+                                                 that execution at those levels, in [start, end]
+                                                 are deleted (PurgeLogs, PurgeExecutions)
 hw.flows               namespace/flow id         "FlowDeployed" -> {namespace, id, revision,
                                                  source, flow, deployed_at}; "FlowDeleted" ->
                                                  {namespace, id, revision, deleted_at}
@@ -65,6 +71,8 @@ KeyValue = tuple[bytes, bytes]
 JOB = "Job"
 STOP_JOB = "StopJob"
 LOG_LINE = "LogLine"
+LOGS_PURGED = "LogsPurged"
+EXECUTION_PURGED = "ExecutionPurged"
 FLOW_DEPLOYED = "FlowDeployed"
 FLOW_DELETED = "FlowDeleted"
 EXECUTION_SNAPSHOT = "ExecutionSnapshot"
@@ -225,6 +233,28 @@ def log_record(
         "timestamp": timestamp,
     }
     env = Envelope.new(LOG_LINE, execution_id, 0, payload, occurred=_parse_time(timestamp))
+    return _key(execution_id), encode(env)
+
+
+def logs_purged_record(
+    execution_id: str,
+    *,
+    levels: list[str] | None,
+    start: str | None,
+    end: str,
+    occurred: datetime | None = None,
+) -> KeyValue:
+    """The hw.logs record that purges lines of one execution (same key as its lines, so it
+    comes after them in their partition; the projector also keeps it against later ones)."""
+    payload: JSON = {"execution_id": execution_id, "levels": levels, "start": start, "end": end}
+    env = Envelope.new(LOGS_PURGED, execution_id, 0, payload, occurred=occurred or _now())
+    return _key(execution_id), encode(env)
+
+
+def execution_purged_record(execution_id: str, seq: int, occurred: datetime) -> KeyValue:
+    """The hw.events record that deletes an execution's rows from the read model."""
+    payload: JSON = {"execution_id": execution_id}
+    env = Envelope.new(EXECUTION_PURGED, execution_id, seq, payload, occurred=occurred)
     return _key(execution_id), encode(env)
 
 

@@ -36,6 +36,7 @@ from engine.bus.wire import (
     command_record,
     decode_command_envelope,
     event_record,
+    execution_purged_record,
     job_record,
     jobs_topic,
     log_record_from_event,
@@ -47,7 +48,12 @@ from engine.executor import admission as adm
 from engine.executor.inline import InlineRunner
 from engine.executor.store import StateStore
 from engine.flows.store import FlowStore
-from engine.reducer.commands import ChildExecutionEnded, Command, StartExecution
+from engine.reducer.commands import (
+    ChildExecutionEnded,
+    Command,
+    PurgeExecution,
+    StartExecution,
+)
 from engine.reducer.context import index_tasks
 from engine.reducer.decide import decide
 from engine.reducer.ids import make_id
@@ -154,6 +160,9 @@ class BatchDecider:
             result.dropped += 1
             log.error("command %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, exc)
             return
+        if isinstance(cmd, PurgeExecution):
+            self._purge(cmd, clock(), result, dirty)
+            return
         state = self.store.get(cmd.execution_id)
         if state is None:
             if cmd.execution_id in self.store.purged:
@@ -187,6 +196,34 @@ class BatchDecider:
                 return
             state, follow_ups = decided
             queue.extend(follow_ups)
+
+    def _purge(
+        self,
+        cmd: PurgeExecution,
+        now: datetime,
+        result: BatchResult,
+        dirty: dict[str, ExecutionState],
+    ) -> None:
+        """Tombstone an ended execution and tell the projector to delete its rows. An
+        execution this executor does not hold (purged after its grace period, or never
+        seen) still gets the event: its rows may be in the read model."""
+        state = self.store.get(cmd.execution_id)
+        if state is not None and not state.state.is_terminal:
+            result.dropped += 1
+            log.warning(
+                "purge of execution %s refused: it is %s, not ended",
+                cmd.execution_id, state.state.value,
+            )  # fmt: skip
+            return
+        seq = state.seq + 1 if state is not None else 0
+        self.store.forget(cmd.execution_id)
+        dirty.pop(cmd.execution_id, None)
+        key = cmd.execution_id.encode()
+        result.records.append(OutRecord(self.topics.executor_state.name, key, None))
+        purged = execution_purged_record(cmd.execution_id, seq, now)
+        result.records.append(out(self.topics.events.name, purged))
+        result.decided += 1
+        log.info("execution %s purged on request (%s)", cmd.execution_id, cmd.command_id)
 
     def _decide_one(
         self,

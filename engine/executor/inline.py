@@ -14,8 +14,9 @@ What makes that safe:
   :func:`engine.bus.wire.worker_log_id`); consumers deduplicate as for any redone batch.
 - Anything the executor cannot provide sends the job to a worker as before, with the inline
   attempt discarded: a task on a worker group, an expression calling ``secret()``, ``read()``
-  or ``kv()`` (their hooks only mark the attempt), a coroutine that would suspend, outputs
-  above the size a worker would move to internal storage.
+  (of internal storage or of a namespace file) or ``kv()`` (their hooks only mark the
+  attempt), a coroutine that would suspend, outputs above the size a worker would move to
+  internal storage.
 - The expression language is a sandbox with step, size and depth budgets, so the worst an
   expression can do is spend its budget in the executor's loop.
 
@@ -57,6 +58,9 @@ INLINE_TYPES = frozenset(
         "io.kestra.plugin.core.output.OutputValues",
         "io.kestra.plugin.core.execution.Fail",
         "io.kestra.plugin.core.execution.Labels",
+        "io.kestra.plugin.core.execution.Exit",
+        "io.kestra.plugin.core.execution.SetVariables",
+        "io.kestra.plugin.core.execution.UnsetVariables",
     }
 )
 
@@ -125,6 +129,7 @@ class InlineRunner:
             metrics=outcome.metrics,
             error_logs=ctx.error_logs()[:MAX_ERROR_LOGS],
             labels=outcome.labels,
+            update=outcome.update,
             log_lines=len(lines),
             **ids,
         )
@@ -151,6 +156,7 @@ class InlineRunner:
             error_logs=lambda: list(error_logs) if isinstance(error_logs, list) else [],
             secret=asked,
             read=asked,
+            namespace_file=asked,
             kv=asked,
         )
         return ctx

@@ -107,6 +107,13 @@ class StateStore:
             out.append((execution_id, owned.partition))
         return out
 
+    def forget(self, execution_id: str) -> int | None:
+        """Drop an execution purged on request (PurgeExecution); its partition, if held."""
+        owned = self.executions.pop(execution_id, None)
+        self.timers.cancel_execution(execution_id)
+        self._remember_purged(execution_id)
+        return owned.partition if owned is not None else None
+
     def _remember_purged(self, execution_id: str) -> None:
         self.purged[execution_id] = None
         if len(self.purged) > _PURGED_MEMORY:

@@ -8,12 +8,14 @@ that names the function, never a silent empty value.
 from __future__ import annotations
 
 import json
+import re
 import uuid as uuid_module
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from engine.errors import HeadwaterError
 from engine.expressions.registry import function
 from engine.expressions.runtime import (
     MAX_RENDER_DEPTH,
@@ -135,11 +137,45 @@ def error_logs(ctx: Ctx) -> Any:
     return list(_hook(ctx, "error_logs")())
 
 
+_URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_NSFILE = "nsfile://"
+
+
 @function("read")
-def read(ctx: Ctx, path: Any) -> Any:
+def read(ctx: Ctx, path: Any, namespace: Any = None, version: Any = None) -> Any:
+    """A file's text: a ``kestra://`` URI of internal storage, else a namespace file (a path,
+    or ``nsfile:///path`` / ``nsfile://namespace/path``) of ``namespace`` (the flow's)."""
     if not isinstance(path, str):
         raise EvalError("function 'read' needs a path or kestra:// URI string")
-    return _hook(ctx, "read")(path)
+    if path.startswith("kestra://"):
+        return _hook(ctx, "read")(path)
+    if version is not None:
+        raise EvalError(
+            "function 'read': Headwater keeps one version of each namespace file; "
+            "remove the 'version' argument"
+        )
+    if path.startswith(_NSFILE):
+        authority, _, rest = path[len(_NSFILE) :].partition("/")
+        if authority and namespace is not None:
+            raise EvalError(
+                "You cannot set a namespace both as the function argument and inside the URI"
+            )
+        namespace = namespace if namespace is not None else authority or None
+        path = "/" + rest
+    elif _URI_SCHEME.match(path):
+        raise EvalError(f"Cannot process the URI {path}: scheme not supported.")
+    if namespace is None:
+        try:
+            namespace = get_item(ctx.lookup("flow", 0), "namespace", 0)
+        except EvalError as exc:
+            raise EvalError(
+                "function 'read' needs a namespace: none given and no flow.namespace"
+            ) from exc
+    hook = _hook(ctx, "namespace_file")
+    try:
+        return hook(str(namespace), path)
+    except HeadwaterError as exc:
+        raise EvalError(f"function 'read': {exc}") from None
 
 
 @function("secret")

@@ -71,6 +71,8 @@ class ExpressionHooks:
     secret: Callable[[str], Any] | None = None
     # kv(key, namespace) returns the value, or raises KeyError when the key does not exist.
     kv: Callable[[str, str], Any] | None = None
+    # read(path) of a namespace file: (namespace, path) -> the file's text.
+    namespace_file: Callable[[str, str], str] | None = None
 
 
 class Ctx:

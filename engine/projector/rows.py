@@ -167,6 +167,10 @@ class RowBatch:
     task_run_deletes: dict[str, tuple[str, int]] = field(default_factory=dict)
     logs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     triggers: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
+    # execution id -> when it was purged (ExecutionPurged)
+    execution_purges: dict[str, datetime] = field(default_factory=dict)
+    # LogsPurged: (envelope id, execution id, levels or None, start or None, end, when)
+    log_purges: list[tuple[Any, ...]] = field(default_factory=list)
     poison: int = 0
     records: int = 0
     oldest_ms: int | None = None  # the oldest record timestamp: the batch's worst event age
@@ -181,6 +185,8 @@ class RowBatch:
             or self.task_run_deletes
             or self.logs
             or self.triggers
+            or self.execution_purges
+            or self.log_purges
         )
 
 
@@ -346,8 +352,37 @@ class BatchBuilder:
             previous = batch.flow_deletes.get(key)
             if previous is None or revision >= previous[0]:
                 batch.flow_deletes[key] = (revision, when)
+        elif env.type == "ExecutionPurged":
+            self._execution_purged(env)
+        elif env.type == "LogsPurged":
+            self._logs_purged(env)
         elif env.type == "TriggerState" or role == "trigger_state":
             self._trigger(env)
+
+    def _execution_purged(self, env: Envelope) -> None:
+        """Drop the execution's rows of this batch; the writer deletes the stored ones and
+        remembers the purge (purged_executions) against later records."""
+        batch, execution_id = self.batch, env.execution_id
+        batch.executions.pop(execution_id, None)
+        for run_id in [k for k, v in batch.task_runs.items() if v[1] == execution_id]:
+            del batch.task_runs[run_id]
+        for run_id in [k for k, v in batch.task_run_deletes.items() if v[0] == execution_id]:
+            del batch.task_run_deletes[run_id]
+        batch.execution_purges[execution_id] = env.occurred
+
+    def _logs_purged(self, env: Envelope) -> None:
+        p = env.payload
+        execution_id = str(p.get("execution_id") or env.execution_id)
+        levels = p.get("levels")
+        levels = [str(v) for v in levels] if isinstance(levels, list) else None
+        start = parse_time(p.get("start"))
+        end = parse_time(p.get("end"))
+        if end is None:
+            raise ValueError("LogsPurged without an end time")
+        purge = (env.id, execution_id, levels, start, end, env.occurred)
+        self.batch.log_purges.append(purge)
+        for log_id in [k for k, row in self.batch.logs.items() if log_purged(row, purge)]:
+            del self.batch.logs[log_id]
 
     def _trigger(self, env: Envelope) -> None:
         p = env.payload
@@ -362,6 +397,18 @@ class BatchBuilder:
             None if error is None else str(error),
             env.occurred,
         )
+
+
+def log_purged(row: tuple[Any, ...], purge: tuple[Any, ...]) -> bool:
+    """Whether a log row (see _log_tuple) falls under a LogsPurged purge."""
+    _, execution_id, levels, start, end, _ = purge
+    ts: datetime = row[7]
+    return (
+        row[1] == execution_id
+        and (levels is None or row[5] in levels)
+        and (start is None or ts >= start)
+        and ts <= end
+    )
 
 
 def build_batch(

@@ -35,6 +35,8 @@ _TABLES = (
     "task_runs",
     "logs",
     "triggers",
+    "purged_executions",
+    "log_purges",
     "projector_status",
     "schema_migrations",
 )

@@ -27,7 +27,10 @@ INSERT INTO executions (id, namespace, flow_id, flow_revision, state, labels, in
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[],
     $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::int[],
     $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::jsonb[], $18::bigint[],
-    $19::timestamptz[])
+    $19::timestamptz[]) AS u(id, namespace, flow_id, flow_revision, state, labels, inputs,
+    outputs, trigger, parent, parent_execution_id, original_execution_id, retry_number,
+    start_date, end_date, duration_ms, state_history, last_seq, updated)
+WHERE NOT EXISTS (SELECT 1 FROM purged_executions p WHERE p.execution_id = u.id)
 ON CONFLICT (id) DO UPDATE SET
     namespace = excluded.namespace, flow_id = excluded.flow_id,
     flow_revision = excluded.flow_revision, state = excluded.state, labels = excluded.labels,
@@ -48,6 +51,9 @@ INSERT INTO task_runs (id, execution_id, task_id, type, parent_id, value, "value
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
     $7::jsonb[], $8::int[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[],
     $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::jsonb[], $18::bigint[])
+    AS u(id, execution_id, task_id, type, parent_id, value, "values", iteration, branch, state,
+    attempts, outputs, worker, start_date, end_date, duration_ms, state_history, last_seq)
+WHERE NOT EXISTS (SELECT 1 FROM purged_executions p WHERE p.execution_id = u.execution_id)
 ON CONFLICT (id) DO UPDATE SET
     execution_id = excluded.execution_id, task_id = excluded.task_id, type = excluded.type,
     parent_id = excluded.parent_id, value = excluded.value, "values" = excluded."values",
@@ -68,7 +74,35 @@ _LOGS_SQL = """
 INSERT INTO logs (log_id, execution_id, task_run_id, task_id, attempt, level, message, ts)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
     $7::text[], $8::timestamptz[])
+    AS u(log_id, execution_id, task_run_id, task_id, attempt, level, message, ts)
+WHERE NOT EXISTS (
+    SELECT 1 FROM log_purges p
+    WHERE p.execution_id = u.execution_id
+      AND (p.levels IS NULL OR u.level = ANY(p.levels))
+      AND (p.start_ts IS NULL OR u.ts >= p.start_ts)
+      AND u.ts <= p.end_ts)
 ON CONFLICT (log_id) DO NOTHING
+"""
+
+# Purges: remembered first (later or replayed records are then kept out), then applied.
+_PURGED_EXECUTIONS_SQL = """
+INSERT INTO purged_executions (execution_id, purged_at)
+SELECT * FROM unnest($1::text[], $2::timestamptz[])
+ON CONFLICT (execution_id) DO NOTHING
+"""
+_DELETE_PURGED_SQL = (
+    "DELETE FROM task_runs WHERE execution_id = ANY($1::text[])",
+    "DELETE FROM executions WHERE id = ANY($1::text[])",
+)
+_LOG_PURGE_SQL = """
+INSERT INTO log_purges (id, execution_id, levels, start_ts, end_ts, purged_at)
+VALUES ($1, $2, $3::text[], $4, $5, $6)
+ON CONFLICT (id) DO NOTHING
+"""
+_DELETE_LOGS_SQL = """
+DELETE FROM logs
+WHERE execution_id = $1 AND ($2::text[] IS NULL OR level = ANY($2::text[]))
+  AND ($3::timestamptz IS NULL OR ts >= $3) AND ts <= $4
 """
 
 _REVISIONS_SQL = """
@@ -184,6 +218,14 @@ async def write_batch(conn: Any, batch: RowBatch, secrets: SecretCache) -> None:
         await conn.execute(_LOGS_SQL, *_columns(list(batch.logs.values())))
     if batch.triggers:
         await conn.execute(_TRIGGERS_SQL, *_columns(list(batch.triggers.values())))
+    if batch.execution_purges:
+        ids = list(batch.execution_purges)
+        await conn.execute(_PURGED_EXECUTIONS_SQL, ids, list(batch.execution_purges.values()))
+        for sql in _DELETE_PURGED_SQL:
+            await conn.execute(sql, ids)
+    for purge_id, execution_id, levels, start, end, when in batch.log_purges:
+        await conn.execute(_LOG_PURGE_SQL, purge_id, execution_id, levels, start, end, when)
+        await conn.execute(_DELETE_LOGS_SQL, execution_id, levels, start, end)
 
 
 async def _write_flows(conn: Any, batch: RowBatch, secrets: SecretCache) -> None:

@@ -117,6 +117,9 @@ class TaskResult(Command):
     labels: JSON | list[JSON] | None = None
     worker_id: str = ""
     log_lines: int = 0
+    # How the task changes its execution (SetVariables, UnsetVariables, Exit): see
+    # engine.reducer.updates.
+    update: JSON | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -183,6 +186,16 @@ class ChildExecutionEnded(Command):
     outputs: JSON = field(default_factory=dict)
 
 
+@dataclass(slots=True, kw_only=True)
+class PurgeExecution(Command):
+    """Delete an ended execution from the executor's state and the read model (the
+    PurgeExecutions task). Handled by the executor's batch (engine.executor.batch), never
+    by ``decide``: the execution's snapshot is tombstoned and an ``ExecutionPurged`` event
+    tells the projector to delete its rows. A running execution is not purged."""
+
+    type: ClassVar[str] = "PurgeExecution"
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.type: cls
     for cls in (
@@ -198,6 +211,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         Replay,
         SetLabels,
         ChildExecutionEnded,
+        PurgeExecution,
     )
 }
 

@@ -410,7 +410,7 @@ class Ctx:
                 "originalId": st.original_execution_id or st.execution_id,
                 "state": st.state.value,
             },
-            "vars": st.flow.get("variables") or {},
+            "vars": st.variables if st.variables is not None else st.flow.get("variables") or {},
             "labels": _nested_labels(st.labels),
             "outputs": self.outputs_map(),
         }

@@ -117,17 +117,19 @@ def _new_execution_policy(ctx: Ctx) -> RetryPolicy | None:
     return None
 
 
-def end(ctx: Ctx, final: State) -> None:
+def end(ctx: Ctx, final: State, *, exited: bool = False) -> None:
+    """End the execution in ``final``; ``exited`` (an Exit task, see updates.py) skips the
+    flow outputs and the retry as a new execution, as Kestra's executor does."""
     st = ctx.state
     if st.killing:
         final = State.KILLED
-    if final in (State.SUCCESS, State.WARNING):
+    if final in (State.SUCCESS, State.WARNING) and not exited:
         try:
             st.outputs = _render_outputs(ctx)
         except (ExpressionError, ValueError, TypeError) as exc:
             ctx.log("ERROR", f"flow outputs: {getattr(exc, 'message', exc)}")
             final = State.FAILED
-    if final == State.FAILED and _retry_as_new_execution(ctx):
+    if final == State.FAILED and not exited and _retry_as_new_execution(ctx):
         final = State.RETRIED
     ctx.set_exec_state(final)
     for timer_id in list(st.timers):

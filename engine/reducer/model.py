@@ -313,6 +313,8 @@ class ExecutionState:
     retry_number: int = 0
     # Restart generation: part of new task-run ids so a re-created run never collides.
     generation: int = 0
+    # The execution's variables (``vars``) once a task changed them; None: the flow's.
+    variables: JSON | None = None
     # Caches rebuilt on demand, never serialized.
     seen_index: set[str] | None = field(default=None, compare=False, repr=False)
     task_index: dict[str, JSON] | None = field(default=None, compare=False, repr=False)
@@ -375,6 +377,7 @@ class ExecutionState:
             "original_start": self.original_start,
             "retry_number": self.retry_number,
             "generation": self.generation,
+            "variables": self.variables,
         }
 
     @classmethod
@@ -404,6 +407,7 @@ class ExecutionState:
             original_start=d.get("original_start"),
             retry_number=d.get("retry_number", 0),
             generation=d.get("generation", 0),
+            variables=d.get("variables"),
         )
 
 

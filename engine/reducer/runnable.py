@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 
+from engine.reducer import updates
 from engine.reducer.context import Ctx, worker_group
 from engine.reducer.ids import make_id, seconds_between
 from engine.reducer.model import JSON, Heartbeat, Job, TaskResult, TaskRun, TaskStarted, Timer
@@ -101,22 +102,29 @@ def on_result(ctx: Ctx, cmd: TaskResult) -> None:
     state = State(cmd.state) if cmd.state in _RESULT_STATES else State.FAILED
     if cmd.state not in _RESULT_STATES:
         ctx.log("ERROR", f"worker reported non-terminal state {cmd.state!r}; failing", run)
-    _end_attempt(ctx, run, state, cmd.error)
+    exiting = updates.exit_state(cmd.update) if state == State.SUCCESS else None
+    _end_attempt(ctx, run, exiting or state, cmd.error)
     run.attempts[-1].log_lines = cmd.log_lines
     ctx.state.error_logs.extend(cmd.error_logs)
     if cmd.outputs:
         ctx.set_outputs(run, cmd.outputs)
     if cmd.labels:
         _apply_labels(ctx, cmd.labels)
+    if cmd.update and state == State.SUCCESS and not ctx.state.state.is_terminal:
+        updates.apply_variables(ctx, cmd.update)
     if cmd.error and not cmd.error_logs:  # else the worker already logged it
         ctx.log("ERROR", cmd.error, run)
+    if exiting is not None and not ctx.state.state.is_terminal:
+        updates.exit_execution(ctx, run, exiting)
+        return
     settle(ctx, run, state)
 
 
 def settle(ctx: Ctx, run: TaskRun, state: State) -> None:
     """After an attempt ended in ``state``: retry it, or finish the run."""
     task = ctx.task_of(run)
-    if state == State.FAILED and not ctx.state.killing:
+    # After an Exit ended the execution, a task still running may report: no retry then.
+    if state == State.FAILED and not ctx.state.killing and not ctx.state.state.is_terminal:
         try:
             policy = task_retry(ctx, task)
         except ValueError as exc:

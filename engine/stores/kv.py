@@ -58,6 +58,8 @@ SYNC_TIMEOUT_S = 30.0
 _POLL_S = 0.2
 _POLL_MAX = 1000
 _RETRY_S = 0.5
+# The expiry a deleted key keeps in memory (it reads as missing, and as no entry).
+_TOMBSTONE = datetime.min.replace(tzinfo=UTC)
 
 
 def kv_topic(kafka: KafkaSettings) -> str:
@@ -175,15 +177,36 @@ class KafkaKV:
 
     # ------------------------------------------------------------------------ writes
 
+    async def list_entries(self) -> list[tuple[str, str, datetime | None]]:
+        """(namespace, key, expiry) of every stored key, expired ones included, after a read
+        barrier (kv.GetKeys, kv.PurgeKV)."""
+        await self.sync()
+        return sorted(
+            (namespace, key, expires)
+            for (namespace, key), (_, value, expires) in self._entries.items()
+            if not (value is None and expires == _TOMBSTONE)
+        )
+
     async def set(
-        self, namespace: str, key: str, value: Any, *, overwrite: bool, ttl_seconds: float | None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        overwrite: bool,
+        ttl_seconds: float | None,
+        keep_expiry: bool = False,
     ) -> None:
+        """Store ``value``; ``keep_expiry`` keeps the current entry's expiry (kv.Put)."""
         if not overwrite and (await self.get(namespace, key))[0]:
             raise TaskError(
                 f"Cannot set value for key '{key}'. "
                 "Key already exists and `overwrite` is set to `false`."
             )
         expires = self._clock() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+        if keep_expiry:
+            current = self._entries.get((namespace, key))
+            expires = current[2] if current is not None and current[2] != _TOMBSTONE else None
         body = {
             "v": FORMAT_VERSION,
             "value": value,
@@ -224,7 +247,7 @@ class KafkaKV:
             return
         if deleted:
             # Remember the tombstone's offset so an older record read later cannot revive it.
-            self._entries[(namespace, key)] = (offset, None, datetime.min.replace(tzinfo=UTC))
+            self._entries[(namespace, key)] = (offset, None, _TOMBSTONE)
         else:
             self._entries[(namespace, key)] = (offset, value, expires)
 

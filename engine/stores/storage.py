@@ -25,6 +25,7 @@ import asyncio
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,11 +37,19 @@ import orjson
 from engine.errors import HeadwaterError
 
 SCHEME = "kestra://"
+# The storage folder's name under the system temp dir when none is configured.
+DEFAULT_DIR_NAME = "headwater-storage"
 # read() from an expression returns the whole file as a string: past this the caller should
 # stream the file instead of pulling it into a rendered value.
 MAX_READ_BYTES = 10 * 1024 * 1024
 # A URI segment: letters, digits and the punctuation ids and file names commonly use.
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
+
+
+def storage_dir(configured: str) -> Path:
+    """The internal storage folder of a component: the configured one, else the default
+    (the worker and the API must agree: both read and write namespace files)."""
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / DEFAULT_DIR_NAME
 
 
 class StorageError(HeadwaterError):
@@ -93,6 +102,13 @@ class LocalStorage:
     def uri(self, location: TaskLocation, name: str) -> str:
         return SCHEME + "/" + "/".join([*location.segments(), safe_file_name(name)])
 
+    def nested_uri(self, location: TaskLocation, name: str) -> str:
+        """Like :meth:`uri`, keeping ``name``'s folders (each part made safe): two files of
+        the same name in different folders stay apart."""
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+        safe = [safe_file_name(p) for p in parts] or ["file"]
+        return SCHEME + "/" + "/".join([*location.segments(), *safe])
+
     def path_of(self, uri: str) -> Path:
         """The file behind ``uri``; StorageError if it is not a URI of this storage."""
         if not isinstance(uri, str) or not uri.startswith(SCHEME):
@@ -128,8 +144,9 @@ class LocalStorage:
         self, location: TaskLocation, name: str, source: Path, *, move: bool = False
     ) -> str:
         """Store the local file ``source`` as ``name`` of the task run, streamed (copied, or
-        moved when ``move`` and the file system allows); returns its URI."""
-        uri = self.uri(location, name)
+        moved when ``move`` and the file system allows); returns its URI. Folders in ``name``
+        are kept (``sub/a.txt``)."""
+        uri = self.nested_uri(location, name)
         path = self.path_of(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

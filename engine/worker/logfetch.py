@@ -25,16 +25,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine.bus.wire import decode_log
+from engine.bus.wire import LOGS_PURGED, decode_log
 from engine.settings import KafkaSettings
 from executors.base import LEVELS, LogLevel, LogLine, TaskError
-from schemas.envelope import EnvelopeError
+from schemas.envelope import EnvelopeError, decode
 
 # Reading starts this much before the execution's start: the clocks of the producer (which
 # stamps records) and of the executor (which stamps startDate) may disagree a little.
@@ -157,9 +158,37 @@ class TopicLogSource:
                 offset, partition = msg.offset() or 0, msg.partition() or 0
                 if offset + 1 >= ends[partition]:
                     at_end.add(partition)
+                purge = _purge(msg.value(), execution_id)
+                if purge is not None:  # a LogsPurged record: the lines before it are gone
+                    lines = [line for line in lines if not purge(line)]
+                    continue
                 line = _line(msg.value(), execution_id, seen)
                 if line is not None and _wanted(line, min_level, task_ids):
                     lines.append(line)
+
+
+def _purge(value: bytes | None, execution_id: str) -> Callable[[LogLine], bool] | None:
+    """The test of a LogsPurged record of this execution (engine.worker.purges), else None."""
+    if not value or LOGS_PURGED.encode() not in value:
+        return None
+    try:
+        env = decode(value)
+    except EnvelopeError:
+        return None
+    p = env.payload
+    if env.type != LOGS_PURGED or p.get("execution_id") != execution_id:
+        return None
+    levels = p.get("levels")
+    start, end = _parse(p.get("start")), _parse(p.get("end"))
+
+    def purged(line: LogLine) -> bool:
+        return (
+            (not isinstance(levels, list) or line.level in levels)
+            and (start is None or line.timestamp >= start)
+            and (end is None or line.timestamp <= end)
+        )
+
+    return purged
 
 
 def _line(value: bytes | None, execution_id: str, seen: set[str]) -> LogLine | None:

@@ -29,6 +29,7 @@ from engine.bus.wire import command_record, result_command_id
 from engine.expressions import ExpressionHooks
 from engine.reducer.commands import Command, Heartbeat, TaskResult, TaskStarted
 from engine.reducer.model import Job
+from engine.stores.nsfiles import NamespaceFiles
 from engine.stores.storage import LocalStorage, TaskLocation, offload_outputs
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
@@ -36,6 +37,7 @@ from engine.worker.secrets import SecretLookup, mask, secret_inputs
 from executors.base import (
     ContainerSettings,
     ProcessWatch,
+    Purges,
     Sleeper,
     TaskContext,
     TaskError,
@@ -84,6 +86,8 @@ class RunDeps:
     triggers: TriggerStates | None = None
     # Docker Engine and the run-on-host opt-in of script tasks' container runners.
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    # PurgeExecutions / PurgeLogs (engine.worker.purges.ReadModelPurges).
+    purges: Purges | None = None
     # Time is an input: tests run the worker on an accelerated clock.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleeper: Sleeper = real_sleep
@@ -136,6 +140,7 @@ class JobRun:
     def _context(self) -> TaskContext:
         job, deps = self.job, self.deps
         task_storage = deps.storage.for_task(self._location()) if deps.storage else None
+        nsfiles = NamespaceFiles(deps.storage) if deps.storage else None
         ctx = TaskContext.for_job(
             execution_id=job.execution_id,
             task_run_id=job.task_run_id,
@@ -152,6 +157,9 @@ class JobRun:
             process_watch=deps.process_watch,
             containers=deps.containers,
             triggers=deps.triggers,
+            registry=deps.registry,
+            namespace_files=nsfiles,
+            purges=deps.purges,
             clock=deps.clock,
             sleeper=deps.sleeper,
         )
@@ -163,6 +171,7 @@ class JobRun:
         ctx.expression_hooks = ExpressionHooks(
             secret=deps.secrets.hook(reveal, ctx.namespace),
             read=deps.storage.read_text if deps.storage else None,
+            namespace_file=nsfiles.read_text if nsfiles else None,
             error_logs=lambda: list(error_logs) if isinstance(error_logs, list) else [],
             kv=deps.kv.lookup if deps.kv is not None else None,
             now=deps.clock,
@@ -282,6 +291,7 @@ class JobRun:
             metrics=outcome.metrics,
             error_logs=self.ctx.error_logs()[:MAX_ERROR_LOGS],
             labels=outcome.labels,
+            update=outcome.update,
             worker_id=self.deps.worker_id,
         )
 

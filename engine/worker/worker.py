@@ -45,11 +45,12 @@ from engine.reducer.model import StopJob
 from engine.settings import Settings
 from engine.stores.kv import KafkaKV, ensure_kv_topic
 from engine.stores.secrets import SecretStore
-from engine.stores.storage import LocalStorage
+from engine.stores.storage import LocalStorage, storage_dir
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.offsets import OffsetTracker, Partition
+from engine.worker.purges import ReadModelPurges
 from engine.worker.run import JobRun, RunDeps
 from engine.worker.tasks import build_registry
 from executors.base import ContainerSettings, Sleeper, TaskOutcome, real_sleep
@@ -108,7 +109,7 @@ class Worker:
         self.concurrency = concurrency or ws.concurrency
         self.group = worker_group if worker_group is not None else ws.worker_group
         self.work_dir = _default_dir(ws.work_dir, "headwater-worker")
-        self.storage = LocalStorage(_default_dir(ws.storage_dir, "headwater-storage"))
+        self.storage = LocalStorage(storage_dir(ws.storage_dir))
         venvs = _default_dir(ws.venv_cache_dir, "headwater-venvs")
         self.registry = registry or build_registry(settings, venvs)
         # Script tasks' container runners: the Docker Engine, and the operator's opt-ins.
@@ -173,6 +174,13 @@ class Worker:
     ) -> None:
         kafka = self.settings.kafka
         shipper = LogShipper(producer, topics.logs.name)
+        purges = ReadModelPurges(
+            self.settings.postgres.dsn.get_secret_value(),
+            producer,
+            topics.commands.name,
+            topics.logs.name,
+            self.storage,
+        )
         self._deps = RunDeps(
             registry=self.registry,
             producer=producer,
@@ -189,6 +197,7 @@ class Worker:
             process_watch=self.guard,
             containers=self.containers,
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
+            purges=purges,
             clock=self.clock,
             sleeper=self.sleeper,
         )
@@ -213,6 +222,7 @@ class Worker:
                 await logs_loop.stop()
                 await kv_loop.stop()
                 await self._commit(consumer)
+                await purges.close()
 
     def _crash_handler(self, stop: asyncio.Event) -> Callable[[str, BaseException], None]:
         def crashed(name: str, exc: BaseException) -> None:

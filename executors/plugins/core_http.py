@@ -22,6 +22,19 @@ Kestra 1.x's ``Download`` / ``AbstractHttp``:
   ``filename*`` (RFC 5987) is decoded (Kestra's parser drops its first and last characters).
 - Outputs: ``uri`` (internal storage), ``code``, ``length`` (bytes stored), ``headers`` (name as
   the server wrote it -> list of values). Metric ``response.length``.
+
+``io.kestra.plugin.core.http.SseRequest``, from Kestra 1.x's ``SseRequest``: the same request
+properties, then the response is read as a Server-Sent Events stream (Kestra's parser: ``data``
+lines joined with ``\\n``, ``id`` (without NUL), ``event``, ``retry`` (digits only, in ms), a
+``:`` comment line; a blank line dispatches an event that had data; what is pending when the
+stream ends is dropped). Each event's ``data`` is read as JSON when it is JSON. Outputs:
+``uri`` (the request's URL), ``size`` (events), and either ``events`` (each ``{data, id,
+name, comment, retry}`` with unset fields left out, ``retry`` as an ISO duration) or, with
+``concatJqExpression``, ``result``: the jq expression's text/number/boolean value on each
+event, concatenated (an event without one fails the task unless ``failedOnMissingJq`` is
+false, then it is skipped). Metric ``size``. The task ends when the server closes the stream
+(or ``options.timeout.readIdleTimeout`` passes without a byte); a status the options do not
+accept fails it as for ``Download``.
 """
 
 from __future__ import annotations
@@ -34,8 +47,9 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import orjson
 
-from executors.base import TaskContext, TaskError, TaskOutcome
+from executors.base import TaskContext, TaskError, TaskOutcome, format_duration, to_text
 from executors.http_client import (
     HttpOptions,
     build_request,
@@ -204,4 +218,153 @@ def _uri_name(url: str) -> str:
     return segment or "download"
 
 
-PLUGINS = [Download]
+class SseRequest(TaskPlugin):
+    """Read a Server-Sent Events stream and expose its events (or a jq concatenation)."""
+
+    family: ClassVar[str] = "core"
+    short: ClassVar[str | None] = "http_sse"
+
+    type: Literal["io.kestra.plugin.core.http.SseRequest"]
+    uri: Str
+    method: Str | None = "GET"
+    body: Any = None
+    formData: dict[str, Any] | Str | None = None
+    params: dict[str, Any] | Str | None = None
+    contentType: Str | None = "application/json"
+    headers: dict[str, Any] | Str | None = None
+    options: HttpOptions | None = None
+    concatJqExpression: Str | None = None
+    failedOnMissingJq: BoolOrExpr | None = True
+
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
+        from engine.errors import ExpressionError
+        from engine.expressions.jq import run_jq
+        from engine.expressions.runtime import EvalError
+
+        jq = render_str(ctx, self.concatJqExpression, "concatJqExpression")
+        if jq:
+            try:
+                run_jq(jq, None)  # compile it (and check it) before connecting
+            except (EvalError, ExpressionError) as exc:
+                raise TaskError(f"property 'concatJqExpression': {exc}") from None
+        fail_missing = render_bool(ctx, self.failedOnMissingJq, "failedOnMissingJq", True)
+        setup = client_setup(ctx, self.options)
+        request = await build_request(
+            ctx,
+            setup,
+            uri=self.uri,
+            method=self.method,
+            headers=self.headers,
+            params=self.params,
+            body=self.body,
+            form_data=self.formData,
+            content_type=self.contentType,
+        )
+        events: list[dict[str, Any]] = []
+        try:
+            log_request(ctx, setup, request)
+            async with (
+                httpx.AsyncClient(**setup.client) as client,
+                client.stream(request.method, request.url, **request.kwargs) as response,
+            ):
+                log_response_headers(ctx, setup, response)
+                if not setup.accepts(response.status_code):
+                    raise await refused(response, setup.charset)
+                parser = SseParser()
+                async for line in response.aiter_lines():
+                    if ctx.cancelled.is_set():
+                        raise TaskError("the SSE request stopped: the task was killed")
+                    event = parser.feed(line)
+                    if event is not None:
+                        events.append(event)
+        except httpx.HTTPError as exc:
+            raise request_failed(request, exc) from None
+        finally:
+            request.close()
+        outputs: dict[str, Any] = {"uri": request.url, "size": len(events)}
+        if jq:
+            parts = [_jq_text(jq, event, fail_missing, ctx) for event in events]
+            outputs["result"] = "".join(p for p in parts if p is not None) or None
+        if outputs.get("result") is None:
+            outputs["events"] = events
+            outputs.pop("result", None)
+        return TaskOutcome(state="SUCCESS", outputs=outputs, metrics={"size": len(events)})
+
+
+class SseParser:
+    """Kestra's Server-Sent Events parser, one line at a time."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.data: list[str] = []
+        self.has_data = False
+        self.id: str | None = None
+        self.name: str | None = None
+        self.comment: str | None = None
+        self.retry: float | None = None
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        """The event a blank line dispatches, else None."""
+        if line == "":
+            event = self._event() if self.has_data else None
+            self._reset()
+            return event
+        if line.startswith(":"):
+            self.comment = _strip_space(line[1:])
+            return None
+        name, colon, value = line.partition(":")
+        value = _strip_space(value) if colon else ""
+        if name == "data":
+            self.has_data = True
+            self.data.append(value)
+        elif name == "id" and "\0" not in value:
+            self.id = value
+        elif name == "event":
+            self.name = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value) / 1000
+        return None
+
+    def _event(self) -> dict[str, Any]:
+        text = "\n".join(self.data)
+        try:
+            data: Any = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data = text
+        fields = (("id", self.id), ("name", self.name), ("comment", self.comment))
+        event: dict[str, Any] = {"data": data, **{k: v for k, v in fields if v is not None}}
+        if self.retry is not None:
+            event["retry"] = format_duration(self.retry)
+        return event
+
+
+def _strip_space(value: str) -> str:
+    return value[1:] if value.startswith(" ") else value
+
+
+def _jq_text(program: str, event: dict[str, Any], fail: bool, ctx: TaskContext) -> str | None:
+    from engine.errors import ExpressionError
+    from engine.expressions.jq import run_jq
+    from engine.expressions.runtime import EvalError
+
+    try:
+        results = run_jq(program, event)
+    except (EvalError, ExpressionError) as exc:
+        results, reason = [], str(exc)
+    else:
+        reason = "no text, number or boolean value"
+    value = results[-1] if results else None
+    if isinstance(value, (str, bool, int, float)):
+        return to_text(value)
+    error = (
+        f"Failed to resolve JQ expression '{program}' and value '{orjson.dumps(event).decode()}'"
+    )
+    if fail:
+        raise TaskError(f"{error}: {reason}")
+    ctx.log("DEBUG", f"{error}. Skipping this event.")
+    return None
+
+
+PLUGINS: list[type[TaskPlugin]] = [Download, SseRequest]

@@ -86,6 +86,28 @@ BoolOrExpr = Annotated[
     PlainValidator(_bool_or_expr),
     WithJsonSchema({"anyOf": [{"type": "boolean"}, _EXPR_SCHEMA]}),
 ]
+
+
+def enum_check(*values: str) -> Any:
+    """The validator of a Kestra enum property: one of ``values`` or an expression; use as
+    ``Annotated[str, enum_check(*V), enum_schema(*V)]``."""
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and (value in values or is_expression(value)):
+            return value
+        raise PydanticCustomError(
+            "enum_or_expression",
+            "expected one of {values} or an expression",
+            {"values": ", ".join(values)},
+        )
+
+    return PlainValidator(check)
+
+
+def enum_schema(*values: str) -> Any:
+    return WithJsonSchema({"anyOf": [{"enum": list(values)}, _EXPR_SCHEMA]})
+
+
 # A plain string: YAML's `yes`/`12` must not silently become "True"/"12".
 Str = Annotated[str, PlainValidator(_string), WithJsonSchema({"type": "string"})]
 

@@ -3,12 +3,23 @@ ones) runs to completion."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from schemas.flow.common import BoolOrExpr, Duration, Labels, LogLevel, Str
+from schemas.flow.common import (
+    BoolOrExpr,
+    Duration,
+    Labels,
+    LogLevel,
+    Str,
+    enum_check,
+    enum_schema,
+)
 from schemas.flow.task_base import TaskBase
+
+_EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+ExitState = Annotated[str, enum_check(*_EXIT_STATES), enum_schema(*_EXIT_STATES)]
 
 
 class SleepTask(TaskBase):
@@ -78,8 +89,24 @@ class ExitTask(TaskBase):
     """End the execution now in the given state."""
 
     type: Literal["io.kestra.plugin.core.execution.Exit"]
-    state: Literal["SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED"] | None = None
-    exitMessage: Str | None = None
+    state: ExitState | None = None
+    exitMessage: Str | None = Field(default=None, description="accepted, not used (older Kestra)")
+
+
+class SetVariablesTask(TaskBase):
+    """Merge variables into the execution's ``vars``."""
+
+    type: Literal["io.kestra.plugin.core.execution.SetVariables"]
+    variables: dict[str, Any] | Str
+    overwrite: BoolOrExpr | None = None
+
+
+class UnsetVariablesTask(TaskBase):
+    """Remove variables from the execution's ``vars`` (dotted keys reach nested maps)."""
+
+    type: Literal["io.kestra.plugin.core.execution.UnsetVariables"]
+    variables: list[Str] | Str
+    ignoreMissing: BoolOrExpr | None = None
 
 
 class KvSetTask(TaskBase):
@@ -152,6 +179,8 @@ RUNNABLE_MODELS: tuple[type[TaskBase], ...] = (
     FailTask,
     LabelsTask,
     ExitTask,
+    SetVariablesTask,
+    UnsetVariablesTask,
     KvSetTask,
     KvGetTask,
     KvDeleteTask,

@@ -28,6 +28,7 @@ from engine.settings import Settings
 from engine.stores.storage import LocalStorage, TaskLocation
 from engine.worker import Worker
 from executors.base import LEVELS, LogLine
+from schemas.envelope import EnvelopeError
 from triggers.state import decode_state
 
 # The worker heartbeats this often in real seconds: 5 s of a 10x executor clock, well inside
@@ -78,7 +79,10 @@ class LogCollector:
                         state.enabled
                     )
                     continue
-                payload = decode_log(record.value or b"")
+                try:
+                    payload = decode_log(record.value or b"")
+                except EnvelopeError:  # a LogsPurged record (PurgeLogs), not a line
+                    continue
                 run_id = payload.get("task_run_id")
                 # Worker lines have ids "<task run>:<attempt>:<n>"; the executor's are event ids.
                 if not run_id or not str(payload.get("log_id", "")).startswith(f"{run_id}:"):

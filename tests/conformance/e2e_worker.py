@@ -155,6 +155,7 @@ class SimWorker:
                 metrics=outcome.metrics,
                 error_logs=ctx.error_logs(),
                 labels=outcome.labels,
+                update=outcome.update,
             )
         finally:
             self._running.pop(key, None)

@@ -437,6 +437,7 @@ class World:
                 metrics=outcome.metrics,
                 error_logs=running.ctx.error_logs(),
                 labels=outcome.labels,
+                update=outcome.update,
             )
         return bool(finished)
 

@@ -107,6 +107,16 @@ class Server:
                         self._send(200, b"welcome")
                 elif path == "/redirect":
                     self._send(302, b"", {"Location": "/data/orders.csv"})
+                elif path == "/sse":
+                    body = (
+                        b": hello comment\n"
+                        b'id: 1\nevent: greet\ndata: {"msg": "hi"}\n\n'
+                        b"data: line1\r\ndata: line2\n\n"
+                        b"\n"
+                        b'retry: 3000\ndata: {"msg": "there", "n": 2}\n\n'
+                        b"data: pending, never dispatched\n"
+                    )
+                    self._send(200, body, {"Content-Type": "text/event-stream"})
                 elif path == "/slow":
                     time.sleep(3)
                     self._send(200, b"late")
@@ -327,3 +337,40 @@ def test_flows_validate_with_download_and_its_old_name() -> None:
             "    type: io.kestra.plugin.core.http.Download\n"
             "    uri: https://x\n    options:\n      unknownOption: 1\n"
         )
+
+
+SSE = "io.kestra.plugin.core.http.SseRequest"
+
+
+async def test_sse_events(server: Server, tmp_path: Path) -> None:
+    task = {"id": "sse", "type": SSE, "uri": f"{server.url}/sse", "headers": {"X-A": "b"}}
+    outcome, _ = await run(task, tmp_path)
+    assert outcome.state == "SUCCESS", outcome.error
+    assert server.last["headers"]["X-A"] == "b"
+    assert outcome.outputs == {
+        "uri": f"{server.url}/sse",
+        "size": 3,
+        "events": [
+            {"data": {"msg": "hi"}, "id": "1", "name": "greet", "comment": "hello comment"},
+            {"data": "line1\nline2"},
+            {"data": {"msg": "there", "n": 2}, "retry": "PT3S"},
+        ],
+    }
+    assert outcome.metrics == {"size": 3}
+
+
+async def test_sse_jq_concatenation(server: Server, tmp_path: Path) -> None:
+    task = {
+        "id": "sse",
+        "type": SSE,
+        "uri": f"{server.url}/sse",
+        "concatJqExpression": ".data.msg",
+    }
+    outcome, _ = await run(task, tmp_path)
+    assert outcome.state == "FAILED"  # the plain-text event has no .data.msg
+    assert "Failed to resolve JQ expression '.data.msg'" in (outcome.error or "")
+    outcome, _ = await run({**task, "failedOnMissingJq": False}, tmp_path)
+    assert outcome.state == "SUCCESS", outcome.error
+    assert outcome.outputs == {"uri": f"{server.url}/sse", "size": 3, "result": "hithere"}
+    outcome, _ = await run({**task, "concatJqExpression": ".[["}, tmp_path)
+    assert (outcome.error or "").startswith("property 'concatJqExpression'")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.bus.wire import log_record
+from engine.bus.wire import log_record, logs_purged_record
 from engine.settings import KafkaSettings
-from engine.worker.logfetch import TopicLogSource, _line, _wanted, uuid7_time
+from engine.worker.logfetch import TopicLogSource, _line, _purge, _wanted, uuid7_time
 from schemas.envelope import uuid7
 
 
@@ -51,3 +51,19 @@ def test_level_and_task_filters() -> None:
     assert not _wanted(line, "ERROR", None)
     assert _wanted(line, "WARN", ["t"])
     assert not _wanted(line, "TRACE", ["other"])
+
+
+def test_a_logs_purged_record_removes_the_lines_it_covers() -> None:
+    marker = logs_purged_record("e1", levels=["DEBUG"], start=None, end="2025-01-01T00:00:00.000Z")[
+        1
+    ]
+    purged = _purge(marker, "e1")
+    assert purged is not None
+    debug = _line(_value("r:1:0", "e1", "DEBUG", "t"), "e1", set())
+    info = _line(_value("r:1:1", "e1", "INFO", "t"), "e1", set())
+    assert debug is not None
+    assert info is not None
+    assert purged(debug)
+    assert not purged(info)
+    assert _purge(marker, "e2") is None  # another execution's purge
+    assert _purge(_value("r:1:2", "e1", "INFO", "t"), "e1") is None  # a line is no purge
