@@ -50,7 +50,8 @@ async def test_upload_then_download_one_file_with_its_metadata(tmp_path: Path) -
         tmp_path,
     )  # fmt: skip
     assert up.state == "SUCCESS", up.error
-    assert up.outputs["bucket"] == bucket and up.outputs["key"] == "in/data.csv"
+    assert up.outputs["bucket"] == bucket
+    assert up.outputs["key"] == "in/data.csv"
     assert up.outputs["eTag"].strip('"') == hashlib.md5(data).hexdigest()
     assert up.metrics == {"file.count": 1, "file.size": len(data)}
 
@@ -84,7 +85,9 @@ async def test_upload_many_files_list_and_download_a_prefix(tmp_path: Path) -> N
     assert listed.state == "SUCCESS", listed.error
     objects = listed.outputs["objects"]
     assert [o["key"] for o in objects] == ["batch/a.txt", "batch/b.json"]
-    assert objects[0]["size"] == 1 and objects[0]["etag"] and objects[0]["lastModified"]
+    assert objects[0]["size"] == 1
+    assert objects[0]["etag"]
+    assert objects[0]["lastModified"]
     assert listed.metrics == {"s3.objects.count": 2}
 
     regex, _ = await s3("List", {"bucket": bucket, "regexp": r".*\.json"}, tmp_path)
@@ -123,7 +126,7 @@ async def test_downloads_then_moves_and_deletelist(tmp_path: Path) -> None:
         "inbox/skip.txt",
     ]
 
-    gone, ctx = await s3("DeleteList", {"bucket": bucket, "prefix": "archive/",
+    gone, _ = await s3("DeleteList", {"bucket": bucket, "prefix": "archive/",
                                         "concurrent": 2}, tmp_path)  # fmt: skip
     assert gone.state == "SUCCESS", gone.error
     assert gone.outputs == {"count": 2, "size": len(b"one.csv") + len(b"two.csv")}
@@ -145,7 +148,8 @@ async def test_copy_delete_and_missing_objects(tmp_path: Path) -> None:
         tmp_path,
     )  # fmt: skip
     assert copied.state == "SUCCESS", copied.error
-    assert copied.outputs["bucket"] == other and copied.outputs["key"] == "copies/r.pdf"
+    assert copied.outputs["bucket"] == other
+    assert copied.outputs["key"] == "copies/r.pdf"
     moved, _ = await s3("Download", {"bucket": other, "key": "copies/r.pdf"}, tmp_path)
     assert read(tmp_path, moved.outputs["uri"]) == b"%PDF-1.7 fake"
     missing, _ = await s3("Download", {"bucket": bucket, "key": "reports/r.pdf"}, tmp_path)
@@ -224,14 +228,16 @@ async def test_trigger_fires_once_per_new_or_changed_object_and_moves_after(
     ]
     # The same objects polled again before the state was written: the same execution.
     replay = await keep.poll(poll_context(tmp_path, kv))
-    assert replay is not None and replay.coordinates == again.coordinates
+    assert replay is not None
+    assert replay.coordinates == again.coordinates
 
     move = Trigger.model_validate(
         {"id": "mover", "type": P + "Trigger", "bucket": bucket, "prefix": "in/",
          "action": "MOVE", "moveTo": {"key": "done"}, **S3_CONNECTION}
     )  # fmt: skip
     moved = await move.poll(poll_context(tmp_path, MemoryKV(), "mover"))
-    assert moved is not None and moved.after is not None
+    assert moved is not None
+    assert moved.after is not None
     listed, _ = await s3("List", {"bucket": bucket}, tmp_path)
     assert len(listed.outputs["objects"]) == 2  # nothing moved before the execution exists
     await moved.after()
@@ -244,5 +250,5 @@ async def test_trigger_with_a_wrong_secret_raises_the_servers_answer(tmp_path: P
         {"id": "watch", "type": P + "Trigger", "bucket": "whatever",
          **{**S3_CONNECTION, "secretKeyId": "wrong-secret-777"}}
     )  # fmt: skip
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         await trigger.poll(poll_context(tmp_path, MemoryKV()))
