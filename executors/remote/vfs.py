@@ -119,9 +119,9 @@ class _FTPFS:
                 if tls == "IMPLICIT":
                     client: ftplib.FTP = _ImplicitFTPTLS(context=context, timeout=timeout)
                 elif tls == "EXPLICIT":
-                    client = ftplib.FTP_TLS(context=context, timeout=timeout)
+                    client = ftplib.FTP_TLS(context=context, timeout=timeout)  # noqa: S321 - FTPS
                 else:
-                    client = ftplib.FTP(timeout=timeout)
+                    client = ftplib.FTP(timeout=timeout)  # noqa: S321 - FTP on purpose
                 # Set first: fsspec's __del__ closes self.ftp, also after a failed login.
                 self.ftp = client
                 client.connect(host, port)

@@ -106,8 +106,13 @@ def ftps(tmp_path: Path) -> Iterator[tuple[FtpServer, Path]]:
 
 
 def conn(server: FtpServer, **extra: Any) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": str(server.port), "username": USER,
-            "password": PASSWORD, **extra}  # fmt: skip
+    return {
+        "host": "127.0.0.1",
+        "port": str(server.port),
+        "username": USER,
+        "password": PASSWORD,
+        **extra,
+    }
 
 
 async def test_ftp_upload_list_download_move_delete(
@@ -121,14 +126,19 @@ async def test_ftp_upload_list_download_move_delete(
     assert up.state == "SUCCESS", up.error
     assert up.outputs["to"] == f"ftp://127.0.0.1:{server.port}/in/orders.csv"
     assert (root / "in" / "orders.csv").read_bytes() == data
-    again, _ = await run(P + "Upload", {"from": uri, "to": "/in/orders.csv", "overwrite": False},
-                         tmp_path, **conn(server))  # fmt: skip
+    again, _ = await run(
+        P + "Upload",
+        {"from": uri, "to": "/in/orders.csv", "overwrite": False},
+        tmp_path,
+        **conn(server),
+    )
     assert again.state == "FAILED"
     assert "already exists" in (again.error or "")
 
     (root / "in" / "b.txt").write_bytes(b"bee")
-    listed, _ = await run(P + "List", {"from": "/in", "sort": "NAME_DESC"}, tmp_path,
-                          **conn(server))  # fmt: skip
+    listed, _ = await run(
+        P + "List", {"from": "/in", "sort": "NAME_DESC"}, tmp_path, **conn(server)
+    )
     assert listed.state == "SUCCESS", listed.error
     files = listed.outputs["files"]
     assert [f["name"] for f in files] == ["orders.csv", "b.txt"]
@@ -141,21 +151,28 @@ async def test_ftp_upload_list_download_move_delete(
     assert got.state == "SUCCESS", got.error
     assert read(tmp_path, got.outputs["to"]) == data
     assert got.outputs["checksum"] == hashlib.sha256(data).hexdigest()
-    bad, _ = await run(P + "Download", {"from": "/in/orders.csv", "validateChecksum": True,
-                                        "checksumExpected": "00"}, tmp_path, **conn(server))  # fmt: skip
+    bad, _ = await run(
+        P + "Download",
+        {"from": "/in/orders.csv", "validateChecksum": True, "checksumExpected": "00"},
+        tmp_path,
+        **conn(server),
+    )
     assert bad.state == "FAILED"
     assert "Checksum mismatch" in (bad.error or "")
 
-    moved, _ = await run(P + "Move", {"from": "/in/b.txt", "to": "/archive/"}, tmp_path,
-                         **conn(server))  # fmt: skip
+    moved, _ = await run(
+        P + "Move", {"from": "/in/b.txt", "to": "/archive/"}, tmp_path, **conn(server)
+    )
     assert moved.state == "SUCCESS", moved.error
     assert (root / "archive" / "b.txt").read_bytes() == b"bee"
-    gone, _ = await run(P + "Delete", {"uri": "/in", "regExp": r".*\.csv"}, tmp_path,
-                        **conn(server))  # fmt: skip
+    gone, _ = await run(
+        P + "Delete", {"uri": "/in", "regExp": r".*\.csv"}, tmp_path, **conn(server)
+    )
     assert gone.outputs["deleted"] is True
     assert not (root / "in" / "orders.csv").exists()
-    missing, _ = await run(P + "Delete", {"uri": "/nope.txt", "errorOnMissing": True}, tmp_path,
-                           **conn(server))  # fmt: skip
+    missing, _ = await run(
+        P + "Delete", {"uri": "/nope.txt", "errorOnMissing": True}, tmp_path, **conn(server)
+    )
     assert "Unable to find file" in (missing.error or "")
 
 
@@ -169,8 +186,12 @@ async def test_ftp_uploads_downloads_with_action(
     ups, _ = await run(P + "Uploads", {"from": [a, b], "to": "/drop"}, tmp_path, **conn(server))
     assert ups.state == "SUCCESS", ups.error
     assert len(ups.outputs["files"]) == 2
-    downs, _ = await run(P + "Downloads", {"from": "/drop", "action": "MOVE",
-                                           "moveDirectory": "/done"}, tmp_path, **conn(server))  # fmt: skip
+    downs, _ = await run(
+        P + "Downloads",
+        {"from": "/drop", "action": "MOVE", "moveDirectory": "/done"},
+        tmp_path,
+        **conn(server),
+    )
     assert downs.state == "SUCCESS", downs.error
     assert read(tmp_path, downs.outputs["outputFiles"]["b.json"]) == b"[]"
     assert sorted(p.name for p in (root / "done").iterdir()) == ["a.json", "b.json"]
@@ -181,13 +202,18 @@ async def test_ftp_wrong_password_is_the_servers_answer_and_masked(
     ftp: tuple[FtpServer, Path], tmp_path: Path
 ) -> None:
     server, _ = ftp
-    outcome, ctx = await run("io.kestra.plugin.fs.ftp.List", {"from": "/"}, tmp_path,
-                             **conn(server, password="wrong-pass-999"))  # fmt: skip
+    outcome, ctx = await run(
+        "io.kestra.plugin.fs.ftp.List",
+        {"from": "/"},
+        tmp_path,
+        **conn(server, password="wrong-pass-999"),
+    )
     assert outcome.state == "FAILED"
     assert "530" in (outcome.error or "")
     assert all("wrong-pass-999" not in line.message for line in ctx.logs)
-    proxy, _ = await run("io.kestra.plugin.fs.ftp.List", {"from": "/"}, tmp_path,
-                         **conn(server, proxyHost="proxy"))  # fmt: skip
+    proxy, _ = await run(
+        "io.kestra.plugin.fs.ftp.List", {"from": "/"}, tmp_path, **conn(server, proxyHost="proxy")
+    )
     assert "proxies are not supported" in (proxy.error or "")
 
 
@@ -217,9 +243,14 @@ async def test_ftp_trigger_fires_new_then_changed_files(
     (root / "in" / "one.csv").write_bytes(b"1")
     kv = MemoryKV()
     trigger = FtpTrigger.model_validate(
-        {"id": "watch", "type": "io.kestra.plugin.fs.ftp.Trigger", "from": "/in",
-         "interval": "PT1S", **conn(server)}
-    )  # fmt: skip
+        {
+            "id": "watch",
+            "type": "io.kestra.plugin.fs.ftp.Trigger",
+            "from": "/in",
+            "interval": "PT1S",
+            **conn(server),
+        }
+    )
     first = await trigger.poll(poll_context(tmp_path, kv))
     assert first is not None
     assert first.after is not None
