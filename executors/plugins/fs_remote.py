@@ -146,7 +146,8 @@ def limit(ctx: TaskContext, files: list[Any], max_files: int) -> list[Any]:
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
     """A File as an output (dates as ISO instants, no nulls)."""
-    return c.drop_none({**item, "updatedDate": c.iso(item.get("updatedDate"))})
+    dates = {k: c.iso(item.get(k)) for k in ("updatedDate", "accessDate")}
+    return c.drop_none({**item, **dates})
 
 
 async def download(

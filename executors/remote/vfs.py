@@ -288,4 +288,6 @@ def entry(remote: Remote, info: dict[str, Any]) -> dict[str, Any]:
     for key, field in (("uid", "userId"), ("gid", "groupId"), ("permissions", "permissions")):
         if isinstance(info.get(key), int):
             out[field] = info[key]
+    if isinstance(info.get("time"), datetime):  # SFTP's access time
+        out["accessDate"] = info["time"].astimezone(UTC)
     return out

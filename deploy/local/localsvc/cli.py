@@ -23,6 +23,7 @@ from .mqtt import Mqtt
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
 from .s3 import S3
+from .sftp import Sftp
 
 REGISTRY: dict[str, type[Server]] = {
     "kafka": Kafka,
@@ -31,6 +32,7 @@ REGISTRY: dict[str, type[Server]] = {
     "rabbitmq": RabbitMQ,
     "mariadb": MariaDB,
     "s3": S3,
+    "sftp": Sftp,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.
