@@ -97,7 +97,7 @@ class Sftp(Server):
         self.dir.mkdir(parents=True, exist_ok=True)
         chroot = self.dir / "chroot"
         chroot.mkdir(exist_ok=True)
-        os.chmod(chroot, 0o755)
+        os.chmod(chroot, 0o755)  # noqa: S103 - sshd requires a 755 root-owned chroot
         self._keygen(self.dir / "host_key")
         self._keygen(self.dir / "client_key")
         (self.dir / "authorized_keys").write_text((self.dir / "client_key.pub").read_text())
