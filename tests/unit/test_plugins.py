@@ -197,7 +197,7 @@ def test_unknown_types_nested_in_conditions_are_reported_too() -> None:
           - {id: a, type: io.kestra.plugin.core.log.Log, message: hi}
         triggers:
           - id: t
-            type: io.kestra.plugin.aws.s3.Trigger
+            type: io.kestra.plugin.gcp.pubsub.Trigger
             conditions:
               - type: io.kestra.plugin.core.condition.ExecutionStatus
                 in: [SUCCESS]
