@@ -56,9 +56,13 @@ class Registry:
 
 
 def add_plugins(registry: Registry) -> Registry:
-    """Register every plugin type (schemas.plugins) in ``registry``; returns it."""
+    """Register every plugin task type (schemas.plugins) in ``registry``; returns it.
+    Polling triggers are the trigger runtime's (triggers.polling), not a worker's."""
+    from executors.plugin import TaskPlugin
+
     for info in plugins():
-        registry.register(info.type, PluginExecutor(info.cls))
+        if issubclass(info.cls, TaskPlugin):
+            registry.register(info.type, PluginExecutor(info.cls))
     return registry
 
 

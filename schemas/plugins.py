@@ -1,8 +1,9 @@
 """Finding the plugins: Headwater's own families and third-party packages.
 
-A plugin type is one class (:class:`executors.plugin.TaskPlugin`): a pydantic model of its
-properties with a ``type`` literal (Kestra's full name) and an async ``run(ctx)``. Two places
-provide them:
+A plugin type is one class: a task (:class:`executors.plugin.TaskPlugin`, a pydantic model
+of its properties with a ``type`` literal (Kestra's full name) and an async ``run(ctx)``) or a
+polling trigger (:class:`executors.polling.PollingTrigger`, with an async ``poll(ctx)``). Two
+places provide them:
 
 - every module of the package :mod:`executors.plugins` (Headwater's families), and
 - the entry points of the group ``headwater.plugins`` of any installed distribution::
@@ -27,10 +28,11 @@ from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from schemas.types import register_type
+from schemas.types import TypeKind, register_type
 
 if TYPE_CHECKING:
     from executors.plugin import TaskPlugin
+    from executors.polling import PollingTrigger
 
 ENTRY_POINT_GROUP: Final = "headwater.plugins"
 BUILTIN_PACKAGE: Final = "executors.plugins"
@@ -40,9 +42,16 @@ BUILTIN_PACKAGE: Final = "executors.plugins"
 class PluginInfo:
     """One plugin type and who provides it (``headwater`` or a distribution's name)."""
 
-    cls: type[TaskPlugin]
+    cls: type[TaskPlugin] | type[PollingTrigger]
     type: str
     provider: str
+
+    @property
+    def kind(self) -> str:
+        """``runnable`` (a task) or ``trigger``."""
+        from executors.polling import PollingTrigger
+
+        return "trigger" if issubclass(self.cls, PollingTrigger) else "runnable"
 
 
 _loaded: dict[str, PluginInfo] = {}
@@ -74,7 +83,17 @@ def plugins() -> list[PluginInfo]:
 
 
 def plugin_classes() -> list[type[TaskPlugin]]:
-    return [info.cls for info in plugins()]
+    """The plugins' task types."""
+    from executors.plugin import TaskPlugin
+
+    return [info.cls for info in plugins() if issubclass(info.cls, TaskPlugin)]
+
+
+def trigger_classes() -> list[type[PollingTrigger]]:
+    """The plugins' trigger types (polling triggers, run by the trigger runtime)."""
+    from executors.polling import PollingTrigger
+
+    return [info.cls for info in plugins() if issubclass(info.cls, PollingTrigger)]
 
 
 def plugin_errors() -> list[str]:
@@ -102,13 +121,17 @@ def _load_target(target: str, provider: str, load: Any) -> None:
 
 def _register(cls: Any, target: str, provider: str) -> None:
     from executors.plugin import TaskPlugin
+    from executors.polling import PollingTrigger
 
-    if not (isinstance(cls, type) and issubclass(cls, TaskPlugin)):
-        _errors.append(f"{target} ({provider}): {cls!r} is not a TaskPlugin class")
+    if not (isinstance(cls, type) and issubclass(cls, (TaskPlugin, PollingTrigger))):
+        _errors.append(
+            f"{target} ({provider}): {cls!r} is not a TaskPlugin or PollingTrigger class"
+        )
         return
     name = cls.type_name()
+    kind: TypeKind = "trigger" if issubclass(cls, PollingTrigger) else "runnable"
     try:
-        register_type(name, "runnable", cls.short_name(), cls.aliases)
+        register_type(name, kind, cls.short_name(), cls.aliases)
     except ValueError as exc:
         _errors.append(f"{target} ({provider}): {exc}")
         return

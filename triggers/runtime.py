@@ -45,6 +45,7 @@ from triggers.flow_trigger import FlowTriggerSource
 from triggers.follow import TopicFollower
 from triggers.model import Source, TriggerRef, trigger_config
 from triggers.payloads import MalformedPayload
+from triggers.polling import PollingDeps, polling_factory
 from triggers.start import build_start
 from triggers.state import StateTable, TriggerState, decode_state, state_record
 
@@ -61,8 +62,16 @@ _STATE_FLUSH_S = 1.0
 # A crashed source is restarted after this back-off, doubling up to the maximum.
 _RESTART_FIRST_S = 1.0
 _RESTART_MAX_S = 30.0
-# Sources own these trigger types; Webhook triggers are served by the API.
+# Sources own these trigger types (and the plugins' polling triggers, polling_types());
+# Webhook triggers are served by the API.
 SOURCE_TYPES = frozenset({m.SCHEDULE, m.KAFKA, m.MQTT, m.AMQP, m.FILE, m.FLOW})
+
+
+def polling_types() -> frozenset[str]:
+    """The trigger types of the plugins (executors.polling.PollingTrigger)."""
+    from schemas.plugins import trigger_classes
+
+    return frozenset(cls.type_name() for cls in trigger_classes())
 
 
 def _now() -> datetime:
@@ -190,7 +199,14 @@ class TriggerRuntime:
         self._states_follower: TopicFollower | None = None
         self._running: dict[str, _Running] = {}
         self._dirty = _Dirty()
-        self._factories = factories or default_factories(settings)
+        self._polling: PollingDeps | None = None
+        if factories is None:
+            self._polling = PollingDeps(settings, self.producer)
+            factories = default_factories(settings)
+            factory = polling_factory(self._polling)
+            factories.update({name: factory for name in polling_types()})
+        self._factories = factories
+        self._source_types = SOURCE_TYPES | polling_types()
         self._tasks: list[Supervised] = []
         # Executions started, by trigger type (sources come and go; the count stays).
         self.fired: Counter[str] = Counter()
@@ -248,6 +264,8 @@ class TriggerRuntime:
             await self._flow_consumer.close()
         try:
             await self._flush()
+            if self._polling is not None:
+                await self._polling.close()
         finally:
             await self.producer.close()
             if self._states_follower is not None:
@@ -308,7 +326,7 @@ class TriggerRuntime:
             if flow.get("disabled") is True:
                 continue
             for trigger in flow.get("triggers") or []:
-                if trigger.get("type") not in SOURCE_TYPES:
+                if trigger.get("type") not in self._source_types:
                     continue
                 ref = TriggerRef(record.namespace, record.id, str(trigger.get("id")))
                 state = self.states.get(ref)

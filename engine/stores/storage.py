@@ -90,6 +90,34 @@ class TaskLocation:
         parts.append(_check_segment(self.task_run_id, "task run id"))
         return parts
 
+    def execution_segments(self) -> list[str]:
+        """The segments of the folder holding every file of the execution."""
+        return self.segments()[:-3]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerLocation:
+    """Where the files a trigger stored for the execution it starts go (Kestra's layout:
+    ``<ns>/<flow>/executions/<execution>/trigger/<trigger id>/<file>``)."""
+
+    namespace: str
+    flow_id: str
+    execution_id: str
+    trigger_id: str
+
+    def segments(self) -> list[str]:
+        parts = [_check_segment(p, "namespace part") for p in self.namespace.split(".")]
+        parts.append(_check_segment(self.flow_id, "flow id"))
+        parts += ["executions", _check_segment(self.execution_id, "execution id")]
+        parts += ["trigger", _check_segment(self.trigger_id, "trigger id")]
+        return parts
+
+    def execution_segments(self) -> list[str]:
+        return self.segments()[:-2]
+
+
+Location = TaskLocation | TriggerLocation
+
 
 class LocalStorage:
     """Internal storage in a local directory (shared by the components of one machine)."""
@@ -99,7 +127,7 @@ class LocalStorage:
 
     # ----------------------------------------------------------------------- paths
 
-    def uri(self, location: TaskLocation, name: str) -> str:
+    def uri(self, location: Location, name: str) -> str:
         return SCHEME + "/" + "/".join([*location.segments(), safe_file_name(name)])
 
     def nested_uri(self, location: TaskLocation, name: str) -> str:
@@ -126,7 +154,7 @@ class LocalStorage:
 
     # ------------------------------------------------------------------------ I/O
 
-    def put_sync(self, location: TaskLocation, name: str, data: bytes) -> str:
+    def put_sync(self, location: Location, name: str, data: bytes) -> str:
         uri = self.uri(location, name)
         path = self.path_of(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,12 +164,12 @@ class LocalStorage:
         os.replace(tmp, path)
         return uri
 
-    async def put(self, location: TaskLocation, name: str, data: bytes) -> str:
+    async def put(self, location: Location, name: str, data: bytes) -> str:
         """Store ``data`` as ``name`` of the task run; returns its URI."""
         return await asyncio.to_thread(self.put_sync, location, name, data)
 
     def put_file_sync(
-        self, location: TaskLocation, name: str, source: Path, *, move: bool = False
+        self, location: Location, name: str, source: Path, *, move: bool = False
     ) -> str:
         """Store the local file ``source`` as ``name`` of the task run, streamed (copied, or
         moved when ``move`` and the file system allows); returns its URI. Folders in ``name``
@@ -181,9 +209,9 @@ class LocalStorage:
             return False
         return True
 
-    def execution_prefix(self, location: TaskLocation) -> str:
+    def execution_prefix(self, location: Location) -> str:
         """The URI of the folder holding every file of the location's execution."""
-        return SCHEME + "/" + "/".join(location.segments()[:-3])
+        return SCHEME + "/" + "/".join(location.execution_segments())
 
     def delete_tree_sync(self, prefix: str) -> list[str]:
         """Delete every file under the folder URI ``prefix``; the URIs deleted, sorted."""
@@ -218,14 +246,14 @@ class LocalStorage:
         """The expression hook ``read(uri)``: the file as UTF-8 text (synchronous, bounded)."""
         return self.read_sync(uri).decode("utf-8", "replace")
 
-    def for_task(self, location: TaskLocation) -> TaskStorage:
+    def for_task(self, location: Location) -> TaskStorage:
         return TaskStorage(self, location)
 
 
 class TaskStorage:
     """Storage bound to one task run: the ``executors.base.Storage`` hook of its context."""
 
-    def __init__(self, storage: LocalStorage, location: TaskLocation) -> None:
+    def __init__(self, storage: LocalStorage, location: Location) -> None:
         self.storage = storage
         self.location = location
 

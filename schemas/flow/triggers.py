@@ -1,8 +1,9 @@
-"""Flow triggers (``triggers:``), tagged by canonical ``type``."""
+"""Flow triggers (``triggers:``), tagged by canonical ``type``: the built-in ones below and the
+plugins' polling triggers (:mod:`schemas.plugins`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field
 
@@ -13,26 +14,15 @@ from schemas.flow.common import (
     FlowModel,
     IntOrExpr,
     Labels,
-    LogLevel,
     State,
     Str,
-    TaskId,
     TimeZone,
-    WorkerGroup,
 )
 from schemas.flow.conditions import Condition
+from schemas.flow.trigger_base import TriggerBase
+from schemas.plugins import trigger_classes
 
-
-class _TriggerBase(FlowModel):
-    id: TaskId
-    description: Str | None = None
-    disabled: BoolOrExpr | None = None
-    conditions: list[Condition] | None = None
-    stopAfter: list[State] | None = Field(default=None, description="disable after these states")
-    workerGroup: WorkerGroup | None = None
-    logLevel: LogLevel | None = None
-    minLogLevel: LogLevel | None = None
-    logToFile: BoolOrExpr | None = None
+_TriggerBase = TriggerBase
 
 
 class Backfill(FlowModel):
@@ -150,26 +140,26 @@ class FileTrigger(_TriggerBase):
     maxFiles: IntOrExpr | None = None
 
 
-Trigger = Annotated[
-    ScheduleTrigger
-    | FlowTrigger
-    | WebhookTrigger
-    | KafkaTrigger
-    | MqttTrigger
-    | AmqpTrigger
-    | FileTrigger,
-    Field(discriminator="type"),
-]
+BUILTIN_TRIGGER_MODELS: tuple[type[TriggerBase], ...] = (
+    ScheduleTrigger,
+    FlowTrigger,
+    WebhookTrigger,
+    KafkaTrigger,
+    MqttTrigger,
+    AmqpTrigger,
+    FileTrigger,
+)
 
+# The built-in triggers and the plugins' (executors.polling.PollingTrigger subclasses).
 TRIGGER_MODELS: dict[str, type[Any]] = {
     m.model_fields["type"].annotation.__args__[0]: m  # type: ignore[union-attr]
-    for m in (
-        ScheduleTrigger,
-        FlowTrigger,
-        WebhookTrigger,
-        KafkaTrigger,
-        MqttTrigger,
-        AmqpTrigger,
-        FileTrigger,
-    )
+    for m in (*BUILTIN_TRIGGER_MODELS, *trigger_classes())
 }
+
+if TYPE_CHECKING:
+    Trigger = TriggerBase
+else:
+    Trigger = Annotated[
+        Union[tuple(TRIGGER_MODELS.values())],  # noqa: UP007 - a runtime-built union
+        Field(discriminator="type"),
+    ]

@@ -22,6 +22,8 @@ from .mariadb import MariaDB
 from .mqtt import Mqtt
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
+from .s3 import S3
+from .sftp import Sftp
 
 REGISTRY: dict[str, type[Server]] = {
     "kafka": Kafka,
@@ -29,6 +31,8 @@ REGISTRY: dict[str, type[Server]] = {
     "mqtt": Mqtt,
     "rabbitmq": RabbitMQ,
     "mariadb": MariaDB,
+    "s3": S3,
+    "sftp": Sftp,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

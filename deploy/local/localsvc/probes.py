@@ -139,6 +139,15 @@ def http_answers(port: int, host: str = HOST) -> bool:
         return False
 
 
+def ssh_ready(port: int, host: str = HOST) -> bool:
+    """True if an SSH server sends its banner on the port."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            return _recv_exact(sock, 4) == b"SSH-"
+    except OSError:
+        return False
+
+
 def tcp_answers(port: int, host: str = HOST) -> bool:
     try:
         with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
