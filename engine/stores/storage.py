@@ -130,7 +130,7 @@ class LocalStorage:
     def uri(self, location: Location, name: str) -> str:
         return SCHEME + "/" + "/".join([*location.segments(), safe_file_name(name)])
 
-    def nested_uri(self, location: TaskLocation, name: str) -> str:
+    def nested_uri(self, location: Location, name: str) -> str:
         """Like :meth:`uri`, keeping ``name``'s folders (each part made safe): two files of
         the same name in different folders stay apart."""
         parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
