@@ -42,6 +42,9 @@ from engine.stores.storage import LocalStorage, StorageError, storage_dir
 _FORBIDDEN = re.compile(r"^/?_flows(/.*)?$")
 # A zip upload is read whole (it arrives within the API's body limit); its files go one by one.
 _ZIP_SUFFIX = ".zip"
+# Writes answer 200 with no body, as Kestra's (void) controller methods do; documented so.
+_DONE: dict[str, Any] = {"description": "Done (no body)"}
+_EMPTY: dict[str, Any] = {"response_class": Response, "responses": {200: _DONE}}
 
 
 class FileAttributes(BaseModel):
@@ -82,7 +85,7 @@ def router(services: ApiServices) -> APIRouter:
     api = APIRouter(
         prefix="/namespaces/{namespace}/files",
         tags=["namespace files"],
-        responses=problem_responses(401, 404, 422),
+        responses=problem_responses(400, 401, 404, 422),
     )
     holder: dict[str, NamespaceFiles] = {}
 
@@ -132,7 +135,7 @@ def router(services: ApiServices) -> APIRouter:
         entries = await call(files().children_sync, namespace, _guard(path))
         return [_attributes(e) for e in entries]
 
-    @api.post("/directory", summary="Create a folder")
+    @api.post("/directory", summary="Create a folder", **_EMPTY)
     async def create_directory(namespace: str, path: str | None = None) -> Response:
         await call(files().mkdir_sync, namespace, _guard(path))
         return Response(status_code=200)
@@ -142,7 +145,12 @@ def router(services: ApiServices) -> APIRouter:
         entries = await call(files().all_files_sync, namespace)
         return [e.path for e in entries if q in e.path]
 
-    @api.post("", summary="Upload a file (a .zip is unpacked)", responses=problem_responses(413))
+    @api.post(
+        "",
+        summary="Upload a file (a .zip is unpacked)",
+        response_class=Response,
+        responses={200: _DONE, **problem_responses(413)},
+    )
     async def create_file(namespace: str, path: str, fileContent: UploadFile) -> Response:
         target = _guard(path)
         if (fileContent.filename or "").lower().endswith(_ZIP_SUFFIX):
@@ -152,7 +160,7 @@ def router(services: ApiServices) -> APIRouter:
             await call(files().put_sync, namespace, target, fileContent.file)
         return Response(status_code=200)
 
-    @api.put("", summary="Move a file or folder")
+    @api.put("", summary="Move a file or folder", **_EMPTY)
     async def move(
         namespace: str,
         source: Annotated[str, Query(alias="from")],
@@ -161,7 +169,7 @@ def router(services: ApiServices) -> APIRouter:
         await call(files().move_sync, namespace, _guard(source), _guard(to))
         return Response(status_code=200)
 
-    @api.delete("", summary="Delete a file, or a folder and everything in it")
+    @api.delete("", summary="Delete a file, or a folder and everything in it", **_EMPTY)
     async def delete(namespace: str, path: str) -> Response:
         gone = await call(files().delete_sync, namespace, _guard(path))
         if not gone:
