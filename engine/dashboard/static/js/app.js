@@ -14,7 +14,7 @@ function route(parts) {
   switch (page) {
     case "flows":
       if (rest.length === 0) return [flows.mountList, "flows"];
-      return [flows.mountEditor, "flows"];
+      return [flows.mountFlow, "flows"];
     case "executions":
       return rest.length ? [execution.mount, "executions"] : [executions.mount, "executions"];
     case "triggers":
