@@ -222,6 +222,12 @@ export function createFlowEditor({ parent, doc = "", loadSchema, check, onCheck,
       const c = view.coordsAtPos(Math.min(l.from + column - 1, l.to));
       return c ? { x: (c.left + c.right) / 2, y: (c.top + c.bottom) / 2 } : null;
     },
+    // The cursor as {line, column} (1-based).
+    cursor() {
+      const head = view.state.selection.main.head;
+      const l = view.state.doc.lineAt(head);
+      return { line: l.number, column: head - l.from + 1 };
+    },
     recheck: () => forceLinting(view),
     destroy: () => view.destroy(),
   };

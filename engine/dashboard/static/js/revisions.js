@@ -56,7 +56,7 @@ export function mountRevisions(root, namespace, flowId, revisionSlot) {
     header.replaceChildren(
       h("b", null, `revision ${pick.a}`), " → ", h("b", null, `revision ${pick.b}`),
       h("span", { class: "muted", id: "diff-stats" }, ` · +${added} −${removed} lines`),
-      pick.a === pick.b ? h("span", { class: "muted" }, " (the same revision)") : null);
+      pick.a === pick.b ? h("span", { class: "muted" }, " (the same revision)") : "");
     diff = createDiff({ parent: host, a, b });
     host.hwDiff = diff; // the browser tests read the number of changes here
     restore.hidden = pick.a === current;
