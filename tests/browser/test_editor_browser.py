@@ -291,6 +291,7 @@ def test_revisions_diff_and_restore(
     open_page(page, f"{stack.url}/ui/#/flows/{stack.namespace}/revised/revisions")
     until(page, lambda d: count(d, "#revisions-table tr[data-revision]") == 2, "two revisions")
     until(page, lambda d: "revision 1 → revision 2" in text(d, "#diff-head"), "1 -> 2")
+    assert "null" not in text(page, "#diff-head")
     assert text(page, "#diff-stats").strip() == "· +4 \u22121 lines"  # a minus sign
     until(page, lambda d: count(d, "#revision-diff .cm-changedLine"), "changed lines marked")
     changes = page.execute_script(

@@ -22,6 +22,7 @@ from tests.browser.helpers import (
     open_page,
     state_of,
     text,
+    type_yaml,
     until,
 )
 from tests.browser.stack import BrowserStack
@@ -98,11 +99,19 @@ def set_value(driver: webdriver.Chrome, input_id: str, value: str) -> None:
 def test_execute_form_is_typed_from_the_inputs(
     page: webdriver.Chrome, stack: BrowserStack, shot: Shot
 ) -> None:
-    stack.deploy(FORM_FLOW.format(ns=stack.namespace))
+    full = FORM_FLOW.format(ns=stack.namespace)
+    cut = full.index("  - id: computed")
+    stack.deploy(full[:cut] + full[full.index("tasks:") :])  # revision 1: no `computed`
     open_page(page, f"{stack.url}/ui/#/flows/{stack.namespace}/form")
     until(page, lambda d: attr(d, "#flow-status", "class") == "valid", "loaded")
+    # Saved and executed at once: the form waits for the revision just deployed.
+    type_yaml(page, full)
+    until(page, lambda d: find(d, "#flow-dirty").is_displayed(), "unsaved changes shown")
+    find(page, "#flow-save").click()
+    until(page, lambda d: text(d, "#flow-revision").strip() == "revision 2", "deployed")
     find(page, "#flow-execute").click()
     until(page, lambda d: count(d, "#execute-dialog[open] .field") == 12, "one field per input")
+    assert "revision 2" in text(page, "#execute-dialog h3")
 
     # Required markers only where there is neither a default nor required: false.
     required = {
@@ -230,18 +239,20 @@ def test_execution_page_shows_errors_outputs_logs_and_topology(
     open_page(page, f"{stack.url}/ui/#/executions/{stack.start('inspect')}")
     until(page, lambda d: state_of(d) == "FAILED", "FAILED")
 
-    # Every failed attempt, with its error, above the timeline.
+    # Every failed attempt, with its error, above the timeline. (The page re-renders as the
+    # follow stream ends: each read below is one script call, or retried by `until`.)
     until(page, lambda d: count(d, "#exec-errors li[data-task-id='flaky']") == 2, "two attempts")
-    errors = text(page, "#exec-errors")
+    errors = until(page, lambda d: text(d, "#exec-errors"), "the errors panel")
     assert errors.count("planned failure") == 2, errors
     assert "attempt 1 of 2" in errors
     assert "attempt 2 of 2" in errors
     until(page, lambda d: click(d, "#exec-errors li[data-attempt='2']"), "open the task run")
-    rows = "#taskrun-attempts tbody tr"
-    until(page, lambda d: count(d, rows) == 2, "the attempts table")
-    for row in page.find_elements(By.CSS_SELECTOR, rows):
-        assert row.get_attribute("data-state") == "FAILED"
-        assert "planned failure" in row.find_element(By.CSS_SELECTOR, "td.error-cell").text
+    attempts = (
+        "return [...document.querySelectorAll('#taskrun-attempts tbody tr')]"
+        ".map((r) => [r.dataset.state, r.querySelector('td.error-cell').textContent]);"
+    )
+    until(page, lambda d: len(d.execute_script(attempts)) == 2, "the attempts table")
+    assert page.execute_script(attempts) == [["FAILED", "planned failure"]] * 2
     shot("execution-errors")
 
     # Logs: INFO and above by default, then each level, a search, one attempt.
@@ -275,10 +286,21 @@ def test_execution_page_shows_errors_outputs_logs_and_topology(
     # Topology: states on the boxes, the Parallel's children inside it, a click opens a run.
     find(page, "#tab-topology").click()
     node = "#exec-topology-canvas g.node[data-task-id='{}']"
-    until(page, lambda d: attr(d, node.format("flaky"), "data-state") == "FAILED", "coloured")
-    for ok in ("quiet", "warn", "both", "left", "right"):
-        assert attr(page, node.format(ok), "data-state") == "SUCCESS", ok
-    assert attr(page, node.format("cleanup"), "data-state") == "SUCCESS"
+    states = (
+        "return Object.fromEntries([...document.querySelectorAll("
+        "'#exec-topology-canvas g.node[data-task-id]')].map((g) => [g.dataset.taskId,"
+        " g.dataset.state]));"
+    )
+    until(page, lambda d: d.execute_script(states).get("flaky") == "FAILED", "coloured")
+    assert page.execute_script(states) == {
+        "quiet": "SUCCESS",
+        "warn": "SUCCESS",
+        "both": "SUCCESS",
+        "left": "SUCCESS",
+        "right": "SUCCESS",
+        "flaky": "FAILED",
+        "cleanup": "SUCCESS",
+    }
     contained = page.execute_script(
         "const box = (id) => document.querySelector("
         "`#exec-topology-canvas g.node[data-task-id='${id}'] rect`).getBoundingClientRect();"

@@ -131,6 +131,7 @@ function mountEditor(root, { isNew, namespace, flowId, revisionSlot }) {
   const run = h("button", { id: "flow-execute", type: "button", disabled: isNew }, "Execute");
   let editor = null;
   let saved = null; // the source as deployed
+  let deployed = null; // its revision
 
   const onCheck = (result, text, err) => {
     if (err) {
@@ -161,6 +162,7 @@ function mountEditor(root, { isNew, namespace, flowId, revisionSlot }) {
       const flow = await api("POST", "/api/v1/flows", { yaml: editor.getValue() });
       notify(`Deployed ${flow.namespace}/${flow.id} revision ${flow.revision}`, "info");
       saved = editor.getValue();
+      deployed = flow.revision;
       dirty.hidden = true;
       if (isNew || flow.namespace !== namespace || flow.id !== flowId) {
         location.hash = hashFor(["flows", flow.namespace, flow.id]);
@@ -177,7 +179,7 @@ function mountEditor(root, { isNew, namespace, flowId, revisionSlot }) {
     if (saved !== null && editor && editor.getValue() !== saved) {
       notify("The editor has unsaved changes: the execution runs the deployed revision.", "info");
     }
-    openExecuteDialog(namespace, flowId);
+    openExecuteDialog(namespace, flowId, deployed);
   });
 
   root.append(
@@ -194,6 +196,7 @@ function mountEditor(root, { isNew, namespace, flowId, revisionSlot }) {
       const flow = await loadFlow(namespace, flowId, controller.signal);
       source = flow.source;
       saved = source;
+      deployed = flow.revision;
       revisionSlot.textContent = ` revision ${flow.revision}`;
     }
     const { createFlowEditor } = await import("../editor/editor.js");

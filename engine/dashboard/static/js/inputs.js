@@ -255,12 +255,26 @@ export function inputForm(specs, options) {
   };
 }
 
+// A revision just deployed reaches the read model a projection hop later: wait this long.
+const REVISION_WAIT_MS = 15000;
+const REVISION_POLL_MS = 300;
+
+// The inputs of `revision` or a later one (the page may have just deployed it).
+async function inputsOf(path, revision) {
+  const deadline = Date.now() + REVISION_WAIT_MS;
+  for (;;) {
+    const info = await get(`/api/v1/dashboard/flows/${path}/inputs`);
+    if (!revision || info.revision >= revision || Date.now() > deadline) return info;
+    await new Promise((resolve) => setTimeout(resolve, REVISION_POLL_MS));
+  }
+}
+
 // The dialog: load the deployed flow's inputs, then start an execution and open it.
-export async function openExecuteDialog(namespace, flowId) {
+export async function openExecuteDialog(namespace, flowId, revision) {
   const path = `${encodeURIComponent(namespace)}/${encodeURIComponent(flowId)}`;
   let info;
   try {
-    info = await get(`/api/v1/dashboard/flows/${path}/inputs`);
+    info = await inputsOf(path, revision);
   } catch (err) {
     showError(err);
     return;

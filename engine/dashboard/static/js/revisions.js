@@ -1,8 +1,11 @@
 // A flow's revisions: the list (newest first), any two side by side as a diff (CodeMirror's
 // merge view, loaded with the editor bundle), and restoring an old one as a new revision.
 
-import { api, get } from "./api.js";
-import { fmtDate, h, hashFor, notify, showError } from "./dom.js";
+import { ApiError, api, get } from "./api.js";
+import { every, fmtDate, h, hashFor, notify, showError } from "./dom.js";
+
+// Another deploy (a colleague, CI, the editor tab) shows up within this long.
+const REFRESH_MS = 3000;
 
 function countChanges(a, b) {
   // Lines only in one side (a multiset difference): a quick "+x −y" for the header.
@@ -64,8 +67,8 @@ export function mountRevisions(root, namespace, flowId, revisionSlot) {
   };
 
   const row = (r) => h("tr", { "data-revision": r.revision },
-    h("td", null, h("input", { type: "radio", name: "rev-a", title: "compare from", onchange: () => { pick.a = r.revision; show().catch(showError); } })),
-    h("td", null, h("input", { type: "radio", name: "rev-b", title: "compare to", onchange: () => { pick.b = r.revision; show().catch(showError); } })),
+    h("td", null, h("input", { type: "radio", name: "rev-a", title: "compare from", onchange: () => { pick.a = r.revision; defaults = false; show().catch(showError); } })),
+    h("td", null, h("input", { type: "radio", name: "rev-b", title: "compare to", onchange: () => { pick.b = r.revision; defaults = false; show().catch(showError); } })),
     h("td", { class: "num" }, r.revision, r.revision === current ? h("span", { class: "badge on current" }, "current") : null),
     h("td", null, fmtDate(r.deployedAt)),
     h("td", { class: "num muted" }, `${r.lines} lines`));
@@ -77,24 +80,31 @@ export function mountRevisions(root, namespace, flowId, revisionSlot) {
       const flow = await api("POST", "/api/v1/flows", { yaml: await source(rev) });
       notify(`Restored revision ${rev} as revision ${flow.revision}`, "info");
       revisionSlot.textContent = ` revision ${flow.revision}`;
-      await load(flow.revision);
+      defaults = true; // show what the restore changed once it is listed
     } catch (err) {
       showError(err);
     }
   });
 
-  const load = async (expect) => {
-    // A revision just deployed reaches the read model a projection hop later.
-    for (let i = 0; i < 50; i++) {
-      const out = await get(base, null, controller.signal);
-      revisions = out.revisions;
-      current = out.current;
-      if (!expect || revisions.some((r) => r.revision === expect)) break;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+  // The list, refreshed: a new revision moves the default comparison (newest against the one
+  // before) along; a comparison the user picked stays.
+  let defaults = true;
+  const load = async () => {
+    let out;
+    try {
+      out = await get(base, null, controller.signal);
+    } catch (err) {
+      // A flow deployed a moment ago reaches the read model a projection hop later.
+      if (err instanceof ApiError && err.status === 404 && !revisions.length) return;
+      throw err;
     }
-    if (current !== null) revisionSlot.textContent = ` revision ${current}`;
+    if (out.current !== null) revisionSlot.textContent = ` revision ${out.current}`;
+    const changed = out.revisions.length !== revisions.length || out.current !== current;
+    revisions = out.revisions;
+    current = out.current;
+    if (!changed) return;
     list.replaceChildren(...revisions.map(row));
-    pick = { b: revisions[0].revision, a: (revisions[1] || revisions[0]).revision };
+    if (defaults || !pick.a) pick = { b: revisions[0].revision, a: (revisions[1] || revisions[0]).revision };
     await show();
   };
 
@@ -109,8 +119,9 @@ export function mountRevisions(root, namespace, flowId, revisionSlot) {
         h("p", null, h("a", { href: hashFor(["flows", namespace, flowId]) }, "Back to the editor"))),
       h("div", null, header, host)),
   );
-  load().catch((err) => { if (err.name !== "AbortError") showError(err); });
+  const stop = every(REFRESH_MS, load);
   return () => {
+    stop();
     controller.abort();
     if (diff) diff.destroy();
   };
