@@ -5,6 +5,10 @@
 // A field left empty is not sent: the API applies the input's default (rendering an expression
 // default, as Kestra does) or reports a required input as missing. Values go as JSON in the
 // types the API parses (engine/flows/input_types.py): numbers, booleans, lists, ISO text.
+// A FILE input takes a file from the disk when the API creates executions from Kestra's
+// multipart form (the inputs endpoint says so); the whole form then goes as multipart, every
+// other value as text, typed by the API as the JSON values are. A URI of a file already in
+// internal storage works either way.
 
 import { api, get } from "./api.js";
 import { h, hashFor, showError } from "./dom.js";
@@ -180,11 +184,14 @@ function field(spec, { fileUploads }) {
       text("text", { placeholder: "ISO-8601 duration, e.g. PT5M" });
       break;
     case "FILE": {
-      text("text", { placeholder: "kestra:///… URI of a file in internal storage" });
+      text("text", { placeholder: fileUploads ? "or the kestra:///… URI of a file in internal storage" : "kestra:///… URI of a file in internal storage" });
       const uri = control;
-      const upload = h("input", { type: "file", disabled: !fileUploads, title: "upload" });
-      control = h("span", { class: "file" }, uri, upload);
-      read = () => (uri.value === "" ? { set: false } : { set: true, value: uri.value });
+      const upload = h("input", { type: "file", disabled: !fileUploads, title: "a file to upload", class: "upload" });
+      control = h("span", { class: "file" }, upload, uri);
+      read = () => {
+        if (upload.files && upload.files.length) return { set: true, file: upload.files[0] };
+        return uri.value === "" ? { set: false } : { set: true, value: uri.value };
+      };
       break;
     }
     default:
@@ -230,16 +237,19 @@ export function inputForm(specs, options) {
     fields.length ? fields.map((f) => f.element) : h("p", { class: "muted", id: "no-inputs" }, "This flow declares no inputs."));
   return {
     element,
+    // {inputs, files} (files: input id -> File), or null when a field is wrong here already.
     collect() {
       const inputs = {};
+      const files = {};
       let ok = true;
       for (const f of fields) {
         const r = f.read();
         f.showError(r.error || "");
         if (r.error) ok = false;
+        else if (r.file) files[f.id] = r.file;
         else if (r.set) inputs[f.id] = r.value;
       }
-      return ok ? inputs : null;
+      return ok ? { inputs, files } : null;
     },
     // The API's 422 errors: [{input, message, expected}]; returns those no field took.
     show(problems) {
@@ -253,6 +263,17 @@ export function inputForm(specs, options) {
       return rest;
     },
   };
+}
+
+// The request body: JSON, or Kestra's multipart form when there are files to upload.
+function body({ inputs, files }) {
+  if (!Object.keys(files).length) return { json: { inputs } };
+  const form = new FormData();
+  for (const [id, value] of Object.entries(inputs)) {
+    form.append(id, typeof value === "string" ? value : JSON.stringify(value));
+  }
+  for (const [id, file] of Object.entries(files)) form.append(id, file, file.name);
+  return { form };
 }
 
 // A revision just deployed reaches the read model a projection hop later: wait this long.
@@ -296,11 +317,11 @@ export async function openExecuteDialog(namespace, flowId, revision) {
   dialog.querySelector("form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     message.hidden = true;
-    const inputs = form.collect();
-    if (!inputs) return;
+    const given = form.collect();
+    if (!given) return;
     go.disabled = true;
     try {
-      const created = await api("POST", `/api/v1/executions/${path}`, { json: { inputs } });
+      const created = await api("POST", `/api/v1/executions/${path}`, body(given));
       close();
       location.hash = hashFor(["executions", created.id]);
     } catch (err) {
