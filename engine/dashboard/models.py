@@ -106,6 +106,29 @@ class RevisionSource(_Out):
     source: str
 
 
+# -------------------------------------------------------------------------- namespaces
+
+
+class NamespaceSummary(_Out):
+    namespace: str
+    flows: int = Field(description="Deployed flows in exactly this namespace.")
+
+
+class NamespaceList(_Out):
+    namespaces: list[NamespaceSummary]
+    files: bool = Field(description="Whether this server serves namespace files.")
+
+
+class KvEntry(_Out):
+    key: str
+    value: Any = Field(description="The stored JSON value.")
+
+
+class KvList(_Out):
+    namespace: str
+    entries: list[KvEntry] = Field(description="Live pairs (not expired), by key.")
+
+
 # -------------------------------------------------------------------------- executions
 
 

@@ -21,10 +21,11 @@ import pytest
 from pydantic import SecretStr
 
 from engine.api import ApiServices, create_app
-from engine.bus import AsyncConsumer, BusAdmin, Topics, ensure_topics
+from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, Topics, ensure_topics
 from engine.errors import BusError
 from engine.projector.databases import create_database, drop_database
 from engine.settings import ApiSettings, PostgresSettings, Settings
+from engine.stores.kv import ensure_kv_topic, kv_topic
 from triggers.state import decode_state
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -390,13 +391,16 @@ async def test_inputs_of_a_deployed_flow_for_the_execute_form(dash: Dash) -> Non
     await dash.flow("in", {"id": "in", "namespace": dash.ns, "inputs": inputs, "tasks": []})
     r = await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/in/inputs")
     assert r.status_code == 200, r.text
-    # No multipart execution creation in this API: the form offers no upload.
+    # Uploads are offered exactly when execution creation takes multipart bodies.
+    doc = (await dash.client.get("/openapi.json")).json()["paths"]
+    create = doc["/api/v1/executions/{namespace}/{flow_id}"]["post"]
+    multipart = "multipart/form-data" in create.get("requestBody", {}).get("content", {})
     assert r.json() == {
         "namespace": dash.ns,
         "id": "in",
         "revision": 1,
         "inputs": inputs,
-        "fileUploads": False,
+        "fileUploads": multipart,
     }
     await dash.flow("none", {"id": "none", "tasks": []})
     assert (await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/none/inputs")).json()[
@@ -448,6 +452,58 @@ async def test_revisions_are_listed_without_sources_then_read_one_by_one(dash: D
     ):
         schema = doc[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema.get("$ref"), path
+
+
+# ----------------------------------------------------------------------- namespaces
+
+
+async def test_namespaces_of_deployed_flows(dash: Dash) -> None:
+    await dash.flow("a", {"id": "a", "tasks": []})
+    await dash.flow("b", {"id": "b", "tasks": []})
+    await dash.flow("gone3", {"id": "gone3", "tasks": []}, deleted=True)
+    await dash.sql(
+        "INSERT INTO flows (namespace, id, revision, source, flow, deleted, updated)"
+        " VALUES ($1 || '.sub', 'c', 1, '', '{}'::jsonb, false, now())",
+        dash.ns,
+    )
+    out = (await dash.client.get("/api/v1/dashboard/namespaces")).json()
+    mine = {
+        n["namespace"]: n["flows"] for n in out["namespaces"] if n["namespace"].startswith(dash.ns)
+    }
+    assert mine == {dash.ns: 2, f"{dash.ns}.sub": 1}
+    paths = (await dash.client.get("/openapi.json")).json()["paths"]
+    assert out["files"] == ("/api/v1/namespaces/{namespace}/files/directory" in paths)
+
+
+async def test_kv_pairs_are_read_from_the_topic(dash: Dash) -> None:
+    kafka = dash.settings.kafka
+    url = f"/api/v1/dashboard/namespaces/{dash.ns}/kv"
+    # No worker ever created hw.kv: no pairs, and the topic is not created from here.
+    assert (await dash.client.get(url)).json() == {"namespace": dash.ns, "entries": []}
+    assert kv_topic(kafka) not in await BusAdmin(kafka).list_topics()
+    await ensure_kv_topic(BusAdmin(kafka), kafka)
+
+    def entry(value: Any, expires: str | None = None) -> bytes:
+        return orjson.dumps({"v": 1, "value": value, "expiresAt": expires})
+
+    async with AsyncProducer(kafka) as producer:
+        topic = kv_topic(kafka)
+        for key, value in (
+            (f"{dash.ns}/count", entry(1)),
+            (f"{dash.ns}/count", entry(3)),  # the last write wins
+            (f"{dash.ns}/doc", entry({"hello": ["world"]})),
+            (f"{dash.ns}/gone", entry("x")),
+            (f"{dash.ns}/gone", None),  # deleted
+            (f"{dash.ns}/old", entry("y", "2001-01-01T00:00:00Z")),  # expired
+            (f"{dash.ns}.other/count", entry(9)),  # another namespace
+        ):
+            await producer.produce(topic, key.encode(), value)
+    r = await dash.client.get(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["entries"] == [
+        {"key": "count", "value": 3},
+        {"key": "doc", "value": {"hello": ["world"]}},
+    ]
 
 
 # ------------------------------------------------------------------------- triggers

@@ -99,7 +99,8 @@ export async function api(method, path, { json, yaml, form, query, signal } = {}
     }
     if (!res.ok) throw new ApiError(res.status, await problemOf(res));
     if (res.status === 204) return null;
-    return res.json();
+    const text = await res.text(); // some answers (file uploads, deletes) have no body
+    return text ? JSON.parse(text) : null;
   }
 }
 
