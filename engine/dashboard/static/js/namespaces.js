@@ -90,7 +90,7 @@ function filesPane(namespace, available) {
         onclick: (ev) => {
           ev.preventDefault();
           if (isDir) { dir = path; viewer.replaceChildren(); load().catch(showError); } else open(path).catch(showError);
-        } }, isDir ? `📁 ${e.fileName}` : e.fileName)),
+        } }, isDir ? `${e.fileName}/` : e.fileName)),
       h("td", { class: "num muted" }, isDir ? "" : fmtSize(e.size)),
       h("td", { class: "muted" }, fmtDate(new Date(e.lastModifiedTime).toISOString())),
       h("td", null, h("button", { type: "button", class: "ghost small", "data-delete": path,
@@ -101,7 +101,7 @@ function filesPane(namespace, available) {
     const entries = await get(`${base}/directory`, { path: dir });
     const parts = dir.split("/").filter(Boolean);
     crumbs.replaceChildren(h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); dir = "/"; load().catch(showError); } }, namespace),
-      ...parts.map((p, i) => [" / ", h("a", { href: "#", onclick: (ev) => {
+      ...parts.flatMap((p, i) => [" / ", h("a", { href: "#", onclick: (ev) => {
         ev.preventDefault(); dir = `/${parts.slice(0, i + 1).join("/")}`; load().catch(showError);
       } }, p)]));
     body.replaceChildren(...entries.map(row));
