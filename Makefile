@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HEADWATER_LOCAL_DIR ?= $(CURDIR)/.local
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint fmt services-up services-down services-status test test-unit bench dev
+.PHONY: help install lint fmt services-up services-down services-status test test-unit bench dev dashboard-assets
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ services-status: ## Show the local servers and whether they answer
 
 dev: install ## Set up and run `headwater dev`: embedded Kafka + PostgreSQL, every component, ./flows
 	$(BIN)/headwater dev
+
+dashboard-assets: ## Rebuild the dashboard's flow editor bundle with npm (from its lock file; the output is committed)
+	cd engine/dashboard/editor && npm ci --no-audit --no-fund && npm test && npm run build
 
 test-unit: install ## Unit tests only (no servers)
 	$(BIN)/pytest tests/unit

@@ -4,7 +4,9 @@
 
 serves the single-page app at ``/ui/`` (``/`` redirects there) without credentials — the page
 asks for a token when the API needs one — and, behind ``protect``, ``/api/v1/dashboard/...``
-(counts, throughput, system, topology) and ``/api/v1/triggers/...`` (list, toggle).
+(counts, throughput, system, topology; the editor's schema, check, inputs and revisions;
+namespaces and their KV pairs) and
+``/api/v1/triggers/...`` (list, toggle).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine.api.services import ApiServices
-from engine.dashboard import pages, routes, triggers_api
+from engine.dashboard import editor_api, namespaces_api, pages, routes, triggers_api
 
 API_PREFIX = "/api/v1"
 
@@ -24,6 +26,8 @@ def router(services: ApiServices, protect: Any) -> APIRouter:
     out = APIRouter()
     out.include_router(pages.router())
     out.include_router(routes.router(services), prefix=API_PREFIX, dependencies=[protect])
+    out.include_router(editor_api.router(services), prefix=API_PREFIX, dependencies=[protect])
+    out.include_router(namespaces_api.router(services), prefix=API_PREFIX, dependencies=[protect])
     out.include_router(triggers_api.router(services), prefix=API_PREFIX, dependencies=[protect])
     return out
 

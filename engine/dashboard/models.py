@@ -6,11 +6,11 @@ Field names follow the API's camelCase (``flowId``, ``nextCursor``) so the pages
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.api.models import Health
+from engine.api.models import FlowProblemOut, Health
 
 
 class _Out(BaseModel):
@@ -57,6 +57,76 @@ class FlowGraph(_Out):
 class GraphPreview(_Out):
     valid: bool
     graph: FlowGraph | None = None
+
+
+# ------------------------------------------------------------------------------ editor
+
+
+class FlowCheck(_Out):
+    valid: bool
+    namespace: str | None = None
+    id: str | None = None
+    problems: list[FlowProblemOut] = Field(description="What stops a deploy, located.")
+    warnings: list[FlowProblemOut] = Field(
+        description="Expressions that will not render (the flow deploys; the task fails)."
+    )
+    graph: FlowGraph | None = Field(None, description="The task tree, when the flow is valid.")
+
+
+class FlowInputs(_Out):
+    namespace: str
+    id: str
+    revision: int
+    inputs: list[dict[str, Any]] = Field(
+        description="The flow's declared inputs as deployed (id, type, defaults, values...)."
+    )
+    fileUploads: bool = Field(
+        description="Whether the API takes files with a new execution (multipart)."
+    )
+
+
+class RevisionSummary(_Out):
+    revision: int
+    deployedAt: datetime
+    lines: int = Field(description="Lines of the revision's YAML source.")
+
+
+class RevisionList(_Out):
+    namespace: str
+    id: str
+    current: int | None = Field(description="The revision deployed now (null: deleted).")
+    revisions: list[RevisionSummary] = Field(description="Newest first.")
+
+
+class RevisionSource(_Out):
+    namespace: str
+    id: str
+    revision: int
+    deployedAt: datetime
+    source: str
+
+
+# -------------------------------------------------------------------------- namespaces
+
+
+class NamespaceSummary(_Out):
+    namespace: str
+    flows: int = Field(description="Deployed flows in exactly this namespace.")
+
+
+class NamespaceList(_Out):
+    namespaces: list[NamespaceSummary]
+    files: bool = Field(description="Whether this server serves namespace files.")
+
+
+class KvEntry(_Out):
+    key: str
+    value: Any = Field(description="The stored JSON value.")
+
+
+class KvList(_Out):
+    namespace: str
+    entries: list[KvEntry] = Field(description="Live pairs (not expired), by key.")
 
 
 # -------------------------------------------------------------------------- executions

@@ -175,17 +175,38 @@ def router(services: ApiServices) -> APIRouter:
     @api.get(
         "/flows/{namespace}/{flow_id}/graph",
         response_model=FlowGraph,
-        summary="The task tree of a deployed flow, for drawing its topology",
-        responses=problem_responses(404),
+        summary="The task tree of a deployed flow (or one of its revisions), for its topology",
+        responses=problem_responses(404, 422),
     )
-    async def get_graph(namespace: str, flow_id: str) -> FlowGraph:
-        row = await services.fetchrow(
-            "SELECT flow FROM flows WHERE namespace = $1 AND id = $2 AND NOT deleted",
-            namespace,
-            flow_id,
-        )
+    async def get_graph(
+        namespace: str,
+        flow_id: str,
+        revision: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=2**31 - 1,
+                description="A past revision (an execution's); default: current.",
+            ),
+        ] = None,
+    ) -> FlowGraph:
+        if revision is None:
+            row = await services.fetchrow(
+                "SELECT flow FROM flows WHERE namespace = $1 AND id = $2 AND NOT deleted",
+                namespace,
+                flow_id,
+            )
+        else:
+            row = await services.fetchrow(
+                "SELECT flow FROM flow_revisions WHERE namespace = $1 AND id = $2"
+                " AND revision = $3",
+                namespace,
+                flow_id,
+                revision,
+            )
         if row is None:
-            raise ProblemError(404, "Flow not found", f"no flow {namespace}/{flow_id}")
+            at = f" revision {revision}" if revision is not None else ""
+            raise ProblemError(404, "Flow not found", f"no flow {namespace}/{flow_id}{at}")
         flow: Any = row["flow"]
         return flow_graph(orjson.loads(flow) if isinstance(flow, str) else flow)
 

@@ -45,19 +45,24 @@ def _apt(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def ensure_installed() -> None:
-    """Install Debian's chromium and chromium-driver if missing; fail with what to do."""
-    if pathlib.Path(CHROMIUM).exists() and pathlib.Path(CHROMEDRIVER).exists():
+def ensure_packages(packages: tuple[str, ...], *paths: str) -> None:
+    """Install Debian packages if one of ``paths`` is missing; fail with what to do."""
+    if all(pathlib.Path(p).exists() for p in paths):
         return
-    how = f"apt-get install -y --no-install-recommends {' '.join(PACKAGES)}"
+    how = f"apt-get install -y --no-install-recommends {' '.join(packages)}"
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.fail(f"Chromium is not installed and this is not root on Debian: run `{how}`")
-    result = _apt("install", "-y", "--no-install-recommends", *PACKAGES)
+        pytest.fail(f"{packages[0]} is not installed and this is not root on Debian: run `{how}`")
+    result = _apt("install", "-y", "--no-install-recommends", *packages)
     if result.returncode != 0:
         _apt("update")
-        result = _apt("install", "-y", "--no-install-recommends", *PACKAGES)
-    if result.returncode != 0 or not pathlib.Path(CHROMEDRIVER).exists():
-        pytest.fail(f"installing Chromium failed (`{how}`):\n{result.stderr[-2000:]}")
+        result = _apt("install", "-y", "--no-install-recommends", *packages)
+    if result.returncode != 0 or not all(pathlib.Path(p).exists() for p in paths):
+        pytest.fail(f"installing {packages[0]} failed (`{how}`):\n{result.stderr[-2000:]}")
+
+
+def ensure_installed() -> None:
+    """Install Debian's chromium and chromium-driver if missing; fail with what to do."""
+    ensure_packages(PACKAGES, CHROMIUM, CHROMEDRIVER)
 
 
 def make_driver(profile: pathlib.Path) -> webdriver.Chrome:

@@ -85,9 +85,11 @@ class BrowserStack:
             assert r.status_code == 200, r.text
             return dict(r.json())
 
-    def start(self, flow_id: str, inputs: dict[str, Any] | None = None) -> str:
+    def start(
+        self, flow_id: str, inputs: dict[str, Any] | None = None, namespace: str | None = None
+    ) -> str:
         with self.client() as c:
-            path = f"/api/v1/executions/{self.namespace}/{flow_id}"
+            path = f"/api/v1/executions/{namespace or self.namespace}/{flow_id}"
             r = c.post(path, json={"inputs": inputs or {}})
             assert r.status_code == 200, r.text
             return str(r.json()["id"])

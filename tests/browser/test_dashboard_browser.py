@@ -5,17 +5,25 @@ reload), the actions, the trigger toggle, the system page and the token prompt.
 
 from __future__ import annotations
 
-import pathlib
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.helpers import (
+    Shot,
+    attr,
+    click,
+    count,
+    find,
+    flow_yaml,
+    open_page,
+    state_of,
+    still_same_page,
+    text,
+    timeline,
+    type_yaml,
+    until,
+)
 from tests.browser.stack import TOKEN, BrowserStack
 
 pytestmark = [
@@ -24,80 +32,6 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.timeout(300),
 ]
-
-# Waits for the pipeline (command -> executor -> worker -> projector -> page poll); generous
-# for a loaded machine, never reached when things work.
-WAIT_S = 30.0
-Shot = Callable[[str], pathlib.Path]
-
-
-def until(driver: webdriver.Chrome, check: Callable[[webdriver.Chrome], Any], what: str) -> Any:
-    # The pages re-render as data arrives: an element found a moment ago may be replaced.
-    ignored = (NoSuchElementException, StaleElementReferenceException)
-    wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.1, ignored_exceptions=ignored)
-    return wait.until(check, message=what)
-
-
-def find(driver: webdriver.Chrome, css: str) -> WebElement:
-    return until(driver, lambda d: d.find_element(By.CSS_SELECTOR, css), f"element {css}")
-
-
-def open_page(driver: webdriver.Chrome, url: str) -> None:
-    driver.get(url)
-    # A marker that a reload would erase: "live" means it is still there at the end.
-    driver.execute_script("window.__hwNoReload = true;")
-
-
-def still_same_page(driver: webdriver.Chrome) -> bool:
-    return bool(driver.execute_script("return window.__hwNoReload === true;"))
-
-
-def type_yaml(driver: webdriver.Chrome, text: str) -> None:
-    area = find(driver, "#flow-yaml")
-    driver.execute_script(
-        "arguments[0].value = arguments[1];"
-        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
-        area,
-        text,
-    )
-
-
-def state_of(driver: webdriver.Chrome) -> str:
-    """The state badge as shown now (read in one script call: the badge is re-rendered)."""
-    script = "return document.getElementById('exec-state')?.dataset.state;"
-    return str(driver.execute_script(script))
-
-
-def timeline(driver: webdriver.Chrome) -> dict[str, str]:
-    """Task id -> state of every timeline row, read in one call (the rows are re-rendered)."""
-    script = (
-        "return [...document.querySelectorAll('#gantt .row')]"
-        ".map((r) => [r.dataset.taskId, r.dataset.state]);"
-    )
-    return {task: state for task, state in driver.execute_script(script)}
-
-
-def click(driver: webdriver.Chrome, css: str) -> bool:
-    """Click; inside ``until`` so that a row re-rendered under the pointer is found again."""
-    driver.find_element(By.CSS_SELECTOR, css).click()
-    return True
-
-
-def attr(driver: webdriver.Chrome, css: str, name: str) -> str | None:
-    return driver.find_element(By.CSS_SELECTOR, css).get_attribute(name)
-
-
-def count(driver: webdriver.Chrome, css: str) -> int:
-    return len(driver.find_elements(By.CSS_SELECTOR, css))
-
-
-def text(driver: webdriver.Chrome, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
-
-
-def flow_yaml(flow_id: str, namespace: str, tasks: str, extra: str = "") -> str:
-    return f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n{tasks}{extra}"
-
 
 RETURN_TASK = "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: ok\n"
 PAUSE_TASKS = (
@@ -186,8 +120,7 @@ def test_flow_editor_validates_draws_and_deploys(
     problems = [li.text for li in page.find_elements(By.CSS_SELECTOR, "#flow-problems li")]
     assert any("line 7, col" in p and "Lgo" in p for p in problems), problems
     assert "problem" in find(page, "#flow-status").text
-    bad_lines = [e.text for e in page.find_elements(By.CSS_SELECTOR, ".gutter .bad")]
-    assert "7" in bad_lines, bad_lines
+    until(page, lambda d: count(d, ".cm-lint-marker-error"), "a problem marked in the gutter")
     shot("flow-editor-invalid")
 
     type_yaml(page, LIVE_FLOW.format(id="drawn", ns=stack.namespace))
@@ -218,6 +151,8 @@ def test_run_a_flow_and_watch_it_finish_live(
     open_page(page, f"{stack.url}/ui/#/flows/{stack.namespace}/live")
     until(page, lambda d: attr(d, "#flow-status", "class") == "valid", "loaded")
     find(page, "#flow-execute").click()
+    until(page, lambda d: count(d, "#execute-dialog[open] #no-inputs"), "the execute dialog")
+    find(page, "#execute-submit").click()
     until(page, lambda d: "#/executions/" in d.current_url, "navigate to the execution")
     seen: list[str] = []
 
@@ -241,11 +176,16 @@ def test_run_a_flow_and_watch_it_finish_live(
     assert states["second"] == "SUCCESS", states
     assert "no_branch" not in states  # the If took `then`
     until(page, lambda d: "hello from the browser" in text(d, "#logs"), "live logs")
-    assert '"result": "left"' in find(page, "#exec-outputs").text
+    find(page, "#tab-outputs").click()
+    until(
+        page, lambda d: text(d, "#exec-outputs-table tr[data-key='result'] td") == "left", "outputs"
+    )
+    find(page, "#tab-logs").click()
     assert not find(page, "#btn-replay").get_attribute("disabled")
     assert find(page, "#btn-kill").get_attribute("disabled") is not None
     until(page, lambda d: click(d, "#gantt .row[data-task-id='left']"), "click a timeline row")
-    until(page, lambda d: '"value": "left"' in text(d, "#taskrun-detail"), "task run outputs")
+    out = "#taskrun-outputs tr[data-key='value'] td"
+    until(page, lambda d: text(d, out) == "left", "task run outputs")
     shot("execution-success")
 
 

@@ -21,10 +21,11 @@ import pytest
 from pydantic import SecretStr
 
 from engine.api import ApiServices, create_app
-from engine.bus import AsyncConsumer, BusAdmin, Topics, ensure_topics
+from engine.bus import AsyncConsumer, AsyncProducer, BusAdmin, Topics, ensure_topics
 from engine.errors import BusError
 from engine.projector.databases import create_database, drop_database
 from engine.settings import ApiSettings, PostgresSettings, Settings
+from engine.stores.kv import ensure_kv_topic, kv_topic
 from triggers.state import decode_state
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -357,6 +358,152 @@ async def test_graph_preview_of_yaml(dash: Dash) -> None:
     assert r.json() == {"valid": False, "graph": None}
     r = await dash.client.post("/api/v1/dashboard/flows/graph", content=b"\xff\xfe", headers=YAML)
     assert r.status_code == 400
+
+
+async def test_graph_of_a_past_revision(dash: Dash) -> None:
+    """An execution's topology is drawn from the revision it ran, not the current one."""
+    old = {"id": "r", "namespace": dash.ns, "tasks": [{"id": "old_task", "type": "log"}]}
+    await dash.flow("r", {**old, "tasks": [{"id": "new_task", "type": "log"}]})
+    await dash.sql(
+        "INSERT INTO flow_revisions (namespace, id, revision, source, flow, deployed_at)"
+        " VALUES ($1, 'r', 1, '', $2::jsonb, now())",
+        dash.ns,
+        orjson.dumps(old).decode(),
+    )
+    base = f"/api/v1/dashboard/flows/{dash.ns}/r/graph"
+    assert [n["id"] for n in (await dash.client.get(base)).json()["tasks"]] == ["new_task"]
+    past = await dash.client.get(base, params={"revision": 1})
+    assert [n["id"] for n in past.json()["tasks"]] == ["old_task"]
+    missing = await dash.client.get(base, params={"revision": 7})
+    assert missing.status_code == 404
+    assert "revision 7" in missing.json()["detail"]
+    assert (await dash.client.get(base, params={"revision": 0})).status_code == 422
+
+
+# --------------------------------------------------------------------------- editor
+
+
+async def test_inputs_of_a_deployed_flow_for_the_execute_form(dash: Dash) -> None:
+    inputs = [
+        {"id": "n", "type": "INT", "defaults": 3},
+        {"id": "pick", "type": "SELECT", "values": ["a", "b"], "required": False},
+    ]
+    await dash.flow("in", {"id": "in", "namespace": dash.ns, "inputs": inputs, "tasks": []})
+    r = await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/in/inputs")
+    assert r.status_code == 200, r.text
+    # Uploads are offered exactly when execution creation takes multipart bodies.
+    doc = (await dash.client.get("/openapi.json")).json()["paths"]
+    create = doc["/api/v1/executions/{namespace}/{flow_id}"]["post"]
+    multipart = "multipart/form-data" in create.get("requestBody", {}).get("content", {})
+    assert r.json() == {
+        "namespace": dash.ns,
+        "id": "in",
+        "revision": 1,
+        "inputs": inputs,
+        "fileUploads": multipart,
+    }
+    await dash.flow("none", {"id": "none", "tasks": []})
+    assert (await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/none/inputs")).json()[
+        "inputs"
+    ] == []
+    await dash.flow("gone2", {"id": "gone2", "tasks": []}, deleted=True)
+    for flow in ("gone2", "nope"):
+        r = await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/{flow}/inputs")
+        assert r.status_code == 404, flow
+
+
+async def test_revisions_are_listed_without_sources_then_read_one_by_one(dash: Dash) -> None:
+    sources = {1: "id: v\nnamespace: x\n", 2: "id: v\nnamespace: x\ntasks: []\n# two\n"}
+    for revision, source in sources.items():
+        await dash.sql(
+            "INSERT INTO flow_revisions (namespace, id, revision, source, flow, deployed_at)"
+            " VALUES ($1, 'v', $2, $3, '{}'::jsonb, now() - make_interval(mins => 10 - $2))",
+            dash.ns,
+            revision,
+            source,
+        )
+    await dash.sql(
+        "INSERT INTO flows (namespace, id, revision, source, flow, deleted, updated)"
+        " VALUES ($1, 'v', 2, $2, '{}'::jsonb, false, now())",
+        dash.ns,
+        sources[2],
+    )
+    base = f"/api/v1/dashboard/flows/{dash.ns}/v/revisions"
+    listed = (await dash.client.get(base)).json()
+    assert listed["current"] == 2
+    assert [(r["revision"], r["lines"]) for r in listed["revisions"]] == [(2, 5), (1, 3)]
+    assert "source" not in listed["revisions"][0]
+    one = (await dash.client.get(f"{base}/1")).json()
+    assert (one["revision"], one["source"]) == (1, sources[1])
+    missing = await dash.client.get(f"{base}/3")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert (await dash.client.get(f"{base}/0")).status_code == 422
+    assert (
+        await dash.client.get(f"/api/v1/dashboard/flows/{dash.ns}/nope/revisions")
+    ).status_code == 404
+    # A deleted flow keeps its revisions; none is current.
+    await dash.sql("UPDATE flows SET deleted = true WHERE namespace = $1 AND id = 'v'", dash.ns)
+    assert (await dash.client.get(base)).json()["current"] is None
+    doc = (await dash.client.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/api/v1/dashboard/flows/{namespace}/{flow_id}/revisions",
+        "/api/v1/dashboard/flows/{namespace}/{flow_id}/inputs",
+    ):
+        schema = doc[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema.get("$ref"), path
+
+
+# ----------------------------------------------------------------------- namespaces
+
+
+async def test_namespaces_of_deployed_flows(dash: Dash) -> None:
+    await dash.flow("a", {"id": "a", "tasks": []})
+    await dash.flow("b", {"id": "b", "tasks": []})
+    await dash.flow("gone3", {"id": "gone3", "tasks": []}, deleted=True)
+    await dash.sql(
+        "INSERT INTO flows (namespace, id, revision, source, flow, deleted, updated)"
+        " VALUES ($1 || '.sub', 'c', 1, '', '{}'::jsonb, false, now())",
+        dash.ns,
+    )
+    out = (await dash.client.get("/api/v1/dashboard/namespaces")).json()
+    mine = {
+        n["namespace"]: n["flows"] for n in out["namespaces"] if n["namespace"].startswith(dash.ns)
+    }
+    assert mine == {dash.ns: 2, f"{dash.ns}.sub": 1}
+    paths = (await dash.client.get("/openapi.json")).json()["paths"]
+    assert out["files"] == ("/api/v1/namespaces/{namespace}/files/directory" in paths)
+
+
+async def test_kv_pairs_are_read_from_the_topic(dash: Dash) -> None:
+    kafka = dash.settings.kafka
+    url = f"/api/v1/dashboard/namespaces/{dash.ns}/kv"
+    # No worker ever created hw.kv: no pairs, and the topic is not created from here.
+    assert (await dash.client.get(url)).json() == {"namespace": dash.ns, "entries": []}
+    assert kv_topic(kafka) not in await BusAdmin(kafka).list_topics()
+    await ensure_kv_topic(BusAdmin(kafka), kafka)
+
+    def entry(value: Any, expires: str | None = None) -> bytes:
+        return orjson.dumps({"v": 1, "value": value, "expiresAt": expires})
+
+    async with AsyncProducer(kafka) as producer:
+        topic = kv_topic(kafka)
+        for key, value in (
+            (f"{dash.ns}/count", entry(1)),
+            (f"{dash.ns}/count", entry(3)),  # the last write wins
+            (f"{dash.ns}/doc", entry({"hello": ["world"]})),
+            (f"{dash.ns}/gone", entry("x")),
+            (f"{dash.ns}/gone", None),  # deleted
+            (f"{dash.ns}/old", entry("y", "2001-01-01T00:00:00Z")),  # expired
+            (f"{dash.ns}.other/count", entry(9)),  # another namespace
+        ):
+            await producer.produce(topic, key.encode(), value)
+    r = await dash.client.get(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["entries"] == [
+        {"key": "count", "value": 3},
+        {"key": "doc", "value": {"hello": ["world"]}},
+    ]
 
 
 # ------------------------------------------------------------------------- triggers

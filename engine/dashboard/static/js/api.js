@@ -79,11 +79,13 @@ async function problemOf(res) {
 }
 
 // One request; a 401 asks for a token once and retries with it.
-export async function api(method, path, { json, yaml, query, signal } = {}) {
+export async function api(method, path, { json, yaml, form, query, signal } = {}) {
   for (let attempt = 0; ; attempt++) {
     const extra = {};
     let body;
-    if (json !== undefined) {
+    if (form !== undefined) {
+      body = form; // FormData: the browser writes the multipart Content-Type and boundary
+    } else if (json !== undefined) {
       extra["Content-Type"] = "application/json";
       body = JSON.stringify(json);
     } else if (yaml !== undefined) {
@@ -97,7 +99,8 @@ export async function api(method, path, { json, yaml, query, signal } = {}) {
     }
     if (!res.ok) throw new ApiError(res.status, await problemOf(res));
     if (res.status === 204) return null;
-    return res.json();
+    const text = await res.text(); // some answers (file uploads, deletes) have no body
+    return text ? JSON.parse(text) : null;
   }
 }
 

@@ -6,6 +6,7 @@ import { notify, parseHash } from "./dom.js";
 import * as execution from "./execution.js";
 import * as executions from "./executions.js";
 import * as flows from "./flows.js";
+import * as namespaces from "./namespaces.js";
 import * as system from "./system.js";
 import * as triggers from "./triggers.js";
 
@@ -14,9 +15,11 @@ function route(parts) {
   switch (page) {
     case "flows":
       if (rest.length === 0) return [flows.mountList, "flows"];
-      return [flows.mountEditor, "flows"];
+      return [flows.mountFlow, "flows"];
     case "executions":
       return rest.length ? [execution.mount, "executions"] : [executions.mount, "executions"];
+    case "namespaces":
+      return [rest.length ? namespaces.mountNamespace : namespaces.mountList, "namespaces"];
     case "triggers":
       return [triggers.mount, "triggers"];
     case "system":

@@ -1,9 +1,13 @@
-// One execution: state, actions (kill, resume, restart, replay), the task-run timeline,
-// outputs, and live logs from the follow stream (GET /api/v1/executions/{id}/follow).
+// One execution: state, actions (kill, resume, restart, replay), the task-run timeline, the
+// errors, one task run's attempts (state, worker, times, error) and outputs, and tabs for the
+// live logs (GET /api/v1/executions/{id}/follow; level filter, search, per task run or
+// attempt), the topology coloured by state, the outputs, and the inputs and trigger.
 
 import { ApiError, api, events, get } from "./api.js";
 import { TERMINAL, badge, fmtDate, fmtDuration, h, hashFor, json, notify, showError } from "./dom.js";
 import { renderGantt } from "./gantt.js";
+import { LogView } from "./logs.js";
+import { graphView } from "./topology.js";
 
 // The read model trails a new execution by a projection hop: keep asking for this long.
 const APPEAR_WAIT_MS = 15000;
@@ -12,7 +16,6 @@ const APPEAR_POLL_MS = 300;
 const RELOAD_MIN_MS = 400;
 // After the follow stream drops (server restart, its hour-long limit), reconnect after this.
 const RECONNECT_MS = 2000;
-const MAX_LOG_LINES = 5000;
 
 const ACTIONS = {
   kill: { label: "Kill", cls: "danger", allowed: (s) => !TERMINAL.has(s), method: "DELETE", path: "kill" },
@@ -20,11 +23,49 @@ const ACTIONS = {
   restart: { label: "Restart", allowed: (s) => s === "FAILED" || s === "KILLED", method: "POST", path: "restart" },
   replay: { label: "Replay", allowed: (s) => TERMINAL.has(s), method: "POST", path: "replay" },
 };
+const TABS = [["logs", "Logs"], ["topology", "Topology"], ["outputs", "Outputs"], ["inputs", "Inputs & trigger"]];
+// Which state a task box shows when a task ran several times (a loop): the most telling one.
+const STATE_RANK = ["FAILED", "KILLED", "RUNNING", "RETRYING", "PAUSED", "KILLING", "CREATED", "QUEUED",
+  "WARNING", "RESTARTED", "SUCCESS", "CANCELLED", "SKIPPED"];
 
 const sleep = (ms, signal) => new Promise((resolve) => {
   const t = setTimeout(resolve, ms);
   signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
 });
+
+function attemptTimes(a) {
+  const hist = a.history || [];
+  const start = hist.length ? hist[0][1] : null;
+  const last = hist.length ? hist[hist.length - 1] : null;
+  const end = last && TERMINAL.has(last[0]) ? last[1] : null;
+  const ms = start ? (end ? new Date(end) : new Date()) - new Date(start) : null;
+  return { start, end, ms };
+}
+
+// A map of outputs as a table: scalars as text, anything else as JSON.
+export function valueTable(values, id) {
+  const entries = Object.entries(values || {});
+  if (!entries.length) return h("div", { class: "muted", id }, "none");
+  return h("table", { class: "kv", id },
+    h("tbody", null, ...entries.map(([k, v]) => h("tr", { "data-key": k },
+      h("th", null, k),
+      h("td", null, v !== null && typeof v === "object" ? json(v)
+        : h("span", { class: typeof v === "string" ? "mono" : "" }, v === null ? "null" : String(v)))))));
+}
+
+function taskStates(runs) {
+  const out = new Map();
+  for (const r of runs || []) {
+    const prev = out.get(r.taskId);
+    const st = r.state.current;
+    if (!prev) out.set(r.taskId, { state: st, runs: 1 });
+    else {
+      prev.runs += 1;
+      if (STATE_RANK.indexOf(st) < STATE_RANK.indexOf(prev.state)) prev.state = st;
+    }
+  }
+  return out;
+}
 
 export function mount(root, parts) {
   const id = parts[0];
@@ -37,31 +78,99 @@ export function mount(root, parts) {
   for (const [name, a] of Object.entries(ACTIONS)) {
     buttons[name] = h("button", { id: `btn-${name}`, class: a.cls || "", type: "button", disabled: true }, a.label);
   }
+  const errors = h("div", { id: "exec-errors" });
   const gantt = h("div", { id: "gantt-slot" });
   const detail = h("div", { id: "taskrun-detail" });
   const outputs = h("div", { id: "exec-outputs" });
   const inputs = h("div", { id: "exec-inputs" });
-  const logs = h("div", { class: "logs", id: "logs" });
-  const follow = h("input", { type: "checkbox", checked: true, id: "logs-follow" });
-  const seenLogs = new Set();
-  let execution = null;
+  const logs = new LogView();
   let selected = null;
+  const graph = graphView({
+    id: "exec-topology",
+    onNode: (taskId) => {
+      const run = (execution?.taskRunList || []).find((r) => r.taskId === taskId);
+      if (run) { showRun(run); render(); }
+    },
+  });
+  let graphFor = null; // "namespace/flow/revision" of the drawing shown
+  let graphData = null;
+  let execution = null;
   let lastReload = 0;
   let reloadTimer = null;
+
+  const panes = {
+    logs: logs.element,
+    topology: graph.element,
+    outputs: h("div", null, outputs),
+    inputs: h("div", null, inputs),
+  };
+  const tabBar = h("nav", { class: "tabs", id: "exec-tabs" });
+  const showTab = (key) => {
+    for (const a of tabBar.children) a.classList.toggle("active", a.dataset.tab === key);
+    for (const [k, pane] of Object.entries(panes)) pane.hidden = k !== key;
+    if (key === "topology") loadGraph().catch(showError);
+  };
+  for (const [key, label] of TABS) {
+    tabBar.append(h("a", { href: "#", "data-tab": key, id: `tab-${key}`, onclick: (ev) => { ev.preventDefault(); showTab(key); } }, label));
+  }
+
+  const loadGraph = async () => {
+    if (!execution) return;
+    const key = `${execution.namespace}/${execution.flowId}/${execution.flowRevision ?? ""}`;
+    if (graphFor !== key) {
+      const path = `/api/v1/dashboard/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}/graph`;
+      graphData = await get(path, { revision: execution.flowRevision }, signal);
+      graphFor = key;
+    }
+    graph.show(graphData, taskStates(execution.taskRunList));
+  };
 
   const showRun = (run) => {
     selected = run ? run.id : null;
     if (!run) { detail.replaceChildren(); return; }
-    detail.replaceChildren(
-      h("h2", null, `Task run ${run.taskId}`, run.value != null ? ` [${run.value}]` : ""),
-      h("div", { class: "muted" }, `${run.type} · ${run.id}${run.worker ? ` · worker ${run.worker}` : ""}`),
-      h("h2", null, "Attempts"),
-      (run.attempts || []).length
-        ? h("table", null, h("tbody", null, ...run.attempts.map((a, i) => h("tr", null,
-            h("td", null, `#${i + 1}`), h("td", null, badge(a.state)),
-            h("td", null, fmtDate(a.history?.[0]?.[1])), h("td", { class: "muted" }, a.error || "")))))
-        : h("div", { class: "muted" }, "none (a flowable task runs in the executor)"),
-      h("h2", null, "Task run outputs"), json(run.outputs));
+    const attempts = run.attempts || [];
+    detail.replaceChildren(h("div", { class: "panel taskrun", "data-task-run": run.id },
+      h("div", { class: "taskrun-head" },
+        h("h2", null, `Task run ${run.taskId}`, run.value != null ? ` [${run.value}]` : "", " ", badge(run.state.current)),
+        h("span", { class: "spacer" }),
+        h("button", { type: "button", class: "ghost small", id: "taskrun-logs", onclick: () => { logs.only(run, null); showTab("logs"); } }, "Logs of this task run"),
+        h("button", { type: "button", class: "ghost small", onclick: () => { showRun(null); render(); } }, "Close")),
+      h("div", { class: "muted" }, `${run.type} · ${run.id}${run.worker ? ` · worker ${run.worker}` : ""}` +
+        ` · ${fmtDuration(run.state.durationMs)}`),
+      h("h3", null, "Attempts"),
+      attempts.length
+        ? h("table", { class: "attempts", id: "taskrun-attempts" },
+          h("thead", null, h("tr", null, ...["#", "State", "Worker", "Started", "Duration", "Error", ""].map((t) => h("th", null, t)))),
+          h("tbody", null, ...attempts.map((a, i) => {
+            const t = attemptTimes(a);
+            return h("tr", { "data-attempt": i + 1, "data-state": a.state },
+              h("td", null, `#${i + 1}`), h("td", null, badge(a.state)),
+              h("td", { class: "muted" }, a.worker_id || "—"),
+              h("td", null, fmtDate(t.start)), h("td", { class: "num" }, fmtDuration(t.ms)),
+              h("td", { class: "error-cell" }, a.error ? h("pre", { class: "error" }, a.error) : ""),
+              h("td", null, h("button", { type: "button", class: "ghost small", "data-attempt-logs": i + 1,
+                onclick: () => { logs.only(run, i + 1); showTab("logs"); } }, "logs")));
+          })))
+        : h("div", { class: "muted" }, "none: a flowable task runs in the executor"),
+      h("h3", null, "Outputs"), valueTable(run.outputs, "taskrun-outputs")));
+  };
+
+  const renderErrors = (e) => {
+    const failed = [];
+    for (const r of e.taskRunList || []) {
+      const attempts = r.attempts || [];
+      attempts.forEach((a, i) => {
+        if (a.error) failed.push({ run: r, attempt: i + 1, of: attempts.length, error: a.error });
+      });
+    }
+    if (!failed.length) { errors.replaceChildren(); return; }
+    errors.replaceChildren(h("div", { class: "panel errors" },
+      h("h2", null, `Errors (${failed.length})`),
+      h("ul", null, ...failed.map((f) => h("li", { "data-task-id": f.run.taskId, "data-attempt": f.attempt,
+        onclick: () => { showRun(f.run); render(); } },
+      h("b", null, f.run.taskId), f.run.value != null ? ` [${f.run.value}]` : "",
+      h("span", { class: "muted" }, ` attempt ${f.attempt} of ${f.of}: `),
+      h("span", { class: "error" }, f.error))))));
   };
 
   const render = () => {
@@ -75,10 +184,14 @@ export function mount(root, parts) {
       e.originalExecutionId ? h("span", null, " · replay of ", h("a", { href: hashFor(["executions", e.originalExecutionId]) }, e.originalExecutionId)) : "",
       e.labels.length ? ` · ${e.labels.map((l) => `${l.key}:${l.value}`).join(" ")}` : "");
     for (const [name, a] of Object.entries(ACTIONS)) buttons[name].disabled = !a.allowed(state);
+    renderErrors(e);
     gantt.replaceChildren(renderGantt(e, selected, (run) => { showRun(run); render(); }));
-    outputs.replaceChildren(json(e.outputs || {}));
-    inputs.replaceChildren(json({ inputs: e.inputs, trigger: e.trigger }));
+    outputs.replaceChildren(valueTable(e.outputs || {}, "exec-outputs-table"));
+    inputs.replaceChildren(h("h3", null, "Inputs"), valueTable(e.inputs || {}, "exec-inputs-table"),
+      h("h3", null, "Trigger"), e.trigger ? json(e.trigger) : h("div", { class: "muted" }, "started by hand or by the API"));
+    logs.names(e.taskRunList || []);
     if (selected) showRun((e.taskRunList || []).find((r) => r.id === selected));
+    if (!graph.element.hidden && graphFor) loadGraph().catch(showError);
   };
 
   const reload = async () => {
@@ -94,18 +207,6 @@ export function mount(root, parts) {
       reloadTimer = null;
       reload().catch((err) => { if (err.name !== "AbortError") showError(err); });
     }, wait);
-  };
-
-  const addLog = (l) => {
-    if (seenLogs.has(l.logId)) return; // a reconnected stream repeats what we have
-    seenLogs.add(l.logId);
-    logs.append(h("div", { class: "line", "data-level": l.level },
-      h("span", { class: "ts" }, fmtDate(l.timestamp).slice(11)),
-      h("span", { class: `lvl ${l.level}` }, l.level),
-      l.taskId ? h("span", { class: "task" }, l.taskId) : null,
-      l.message));
-    while (logs.childElementCount > MAX_LOG_LINES) logs.firstElementChild.remove();
-    if (follow.checked) logs.scrollTop = logs.scrollHeight;
   };
 
   let streaming = false;
@@ -130,7 +231,7 @@ export function mount(root, parts) {
               render();
             }
             soon();
-          } else if (ev.event === "log") addLog(ev.data);
+          } else if (ev.event === "log") logs.add(ev.data);
           else if (ev.event === "end") { await reload(); return; }
         }
       } catch (err) {
@@ -175,12 +276,11 @@ export function mount(root, parts) {
     h("h1", null, "Execution ", h("span", { class: "mono", id: "exec-id" }, id), stateSlot),
     meta,
     h("div", { class: "toolbar" }, ...Object.values(buttons)),
+    errors,
     h("h2", null, "Timeline"), gantt, detail,
-    h("div", { class: "two" },
-      h("div", null, h("h2", null, "Execution outputs"), outputs),
-      h("div", null, h("h2", null, "Inputs and trigger"), inputs)),
-    h("h2", null, "Logs ", h("label", { class: "muted" }, follow, "follow")), logs,
+    tabBar, ...Object.values(panes),
   );
+  showTab("logs");
 
   appear()
     .then((ok) => ok && stream())
@@ -188,5 +288,6 @@ export function mount(root, parts) {
   return () => {
     clearTimeout(reloadTimer);
     controller.abort();
+    graph.disconnect();
   };
 }

@@ -1,11 +1,13 @@
-// Flows: the list, and one flow's YAML editor with live validation and its topology.
+// Flows: the list, and one flow's page: the YAML editor (CodeMirror, with completion and hover
+// docs from the flow schema and the API's problems inline) beside its live topology, the typed
+// execute form, and the revisions with a diff.
 
 import { ApiError, api, get } from "./api.js";
 import { every, fmtDate, h, hashFor, notify, showError } from "./dom.js";
-import { renderGraph } from "./topology.js";
+import { openExecuteDialog } from "./inputs.js";
+import { mountRevisions } from "./revisions.js";
+import { graphView } from "./topology.js";
 
-// Wait this long after the last keystroke before validating (one request per pause).
-const VALIDATE_DEBOUNCE_MS = 350;
 const LIST_REFRESH_MS = 5000;
 const APPEAR_WAIT_MS = 15000;
 const APPEAR_POLL_MS = 300;
@@ -71,23 +73,6 @@ export function mountList(root) {
   return every(LIST_REFRESH_MS, () => (cursor ? null : load(false)));
 }
 
-function lineNumbers(gutter, text, bad) {
-  const n = text.split("\n").length;
-  gutter.replaceChildren();
-  for (let i = 1; i <= n; i++) {
-    gutter.append(bad.has(i) ? h("span", { class: "bad" }, String(i)) : String(i), "\n");
-  }
-}
-
-function selectLine(textarea, line, column) {
-  const lines = textarea.value.split("\n");
-  let start = 0;
-  for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
-  const pos = start + Math.max(0, (column || 1) - 1);
-  textarea.focus();
-  textarea.setSelectionRange(pos, start + (lines[line - 1] || "").length);
-  textarea.scrollTop = Math.max(0, (line - 5) * 18);
-}
 
 // A flow just deployed reaches the read model a projection hop later: retry a 404 briefly.
 async function loadFlow(namespace, flowId, signal) {
@@ -103,126 +88,135 @@ async function loadFlow(namespace, flowId, signal) {
   }
 }
 
-export function mountEditor(root, parts) {
-  const isNew = parts[0] === "new";
-  const [namespace, flowId] = isNew ? [null, null] : parts;
-  const controller = new AbortController();
-  const textarea = h("textarea", { id: "flow-yaml", spellcheck: "false", wrap: "off" });
-  const gutter = h("div", { class: "gutter" });
-  const status = h("span", { id: "flow-status", class: "muted" }, "");
-  const problems = h("ul", { class: "problems", id: "flow-problems" });
-  const graph = h("div", { class: "topology", id: "topology" });
-  const graphNote = h("span", { class: "muted", id: "topology-note" });
-  const inputs = h("textarea", { id: "flow-inputs", rows: 3, cols: 40, spellcheck: "false" }, "{}");
-  const save = h("button", { id: "flow-save", type: "button" }, isNew ? "Create" : "Save");
-  const run = h("button", { id: "flow-execute", type: "button", disabled: isNew }, "Execute");
-  const title = h("h1", null, isNew ? "New flow" : `${namespace} / ${flowId}`);
-  let revision = h("span", { class: "muted", id: "flow-revision" });
-  title.append(revision);
-  let timer = null;
-  let seq = 0;
+const TABS = [["editor", "Editor"], ["revisions", "Revisions"]];
 
-  const validate = async () => {
-    const mine = ++seq;
-    const text = textarea.value;
-    const [result, preview] = await Promise.all([
-      api("POST", "/api/v1/flows/validate", { yaml: text, signal: controller.signal }),
-      api("POST", "/api/v1/dashboard/flows/graph", { yaml: text, signal: controller.signal }),
-    ]);
-    if (mine !== seq) return; // a newer edit already asked
-    problems.replaceChildren();
-    const bad = new Set();
-    for (const p of result.problems) {
-      bad.add(p.line);
-      problems.append(
-        h("li", { onclick: () => selectLine(textarea, p.line, p.column), "data-line": p.line },
-          h("span", { class: "where" }, `line ${p.line}, col ${p.column}`),
-          p.path ? h("code", null, `${p.path}: `) : null,
-          p.message,
-          p.expected ? h("span", { class: "muted" }, ` (expected ${p.expected})`) : null));
+// One flow: #/flows/new, #/flows/NS/ID (the editor) or #/flows/NS/ID/revisions.
+export function mountFlow(root, parts) {
+  const isNew = parts[0] === "new";
+  const [namespace, flowId, tab = "editor"] = isNew ? [null, null, "editor"] : parts;
+  const title = h("h1", null, isNew ? "New flow" : `${namespace} / ${flowId}`,
+    h("span", { class: "muted", id: "flow-revision" }));
+  root.append(title);
+  if (!isNew) {
+    root.append(h("nav", { class: "tabs", id: "flow-tabs" },
+      ...TABS.map(([key, label]) => h("a", {
+        href: hashFor(key === "editor" ? ["flows", namespace, flowId] : ["flows", namespace, flowId, key]),
+        class: key === tab ? "active" : "", "data-tab": key,
+      }, label)),
+      h("a", { href: hashFor(["executions"], { namespace, flowId }) }, "Executions")));
+  }
+  const body = h("div");
+  root.append(body);
+  if (tab === "revisions") return mountRevisions(body, namespace, flowId, title.lastChild);
+  return mountEditor(body, { isNew, namespace, flowId, revisionSlot: title.lastChild });
+}
+
+function problemItem(p, kind, onPick) {
+  return h("li", { class: kind, onclick: () => onPick(p), "data-line": p.line, "data-kind": kind },
+    h("span", { class: "where" }, `line ${p.line}, col ${p.column}`),
+    p.path ? h("code", null, `${p.path}: `) : null,
+    p.message,
+    p.expected ? h("span", { class: "muted" }, ` (expected ${p.expected})`) : null);
+}
+
+function mountEditor(root, { isNew, namespace, flowId, revisionSlot }) {
+  const controller = new AbortController();
+  const host = h("div", { class: "editor", id: "flow-editor" }, h("p", { class: "muted pad" }, "Loading the editor…"));
+  const status = h("span", { id: "flow-status", class: "muted" }, "");
+  const dirty = h("span", { id: "flow-dirty", class: "muted", hidden: true }, "● unsaved changes");
+  const problems = h("ul", { class: "problems", id: "flow-problems" });
+  const graphNote = h("span", { class: "muted", id: "topology-note" });
+  const view = graphView({ id: "topology" });
+  const save = h("button", { id: "flow-save", type: "button", title: "Deploy (Ctrl+S)" }, isNew ? "Create" : "Save");
+  const run = h("button", { id: "flow-execute", type: "button", disabled: isNew }, "Execute");
+  let editor = null;
+  let saved = null; // the source as deployed
+  let deployed = null; // its revision
+
+  const onCheck = (result, text, err) => {
+    if (err) {
+      if (err.name !== "AbortError") showError(err);
+      return;
     }
-    lineNumbers(gutter, text, bad);
+    if (!editor || text !== editor.getValue()) return; // a newer edit is on its way
+    const pick = (p) => editor.reveal(p.line, p.column);
+    problems.replaceChildren(
+      ...result.problems.map((p) => problemItem(p, "error", pick)),
+      ...result.warnings.map((p) => problemItem(p, "warning", pick)));
+    const n = result.problems.length;
+    const w = result.warnings.length;
+    const warned = w ? ` · ${w} warning${w === 1 ? "" : "s"}` : "";
     status.className = result.valid ? "valid" : "invalid";
     status.textContent = result.valid
-      ? `✓ valid (${result.namespace}/${result.id})`
-      : `✗ ${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}`;
+      ? `✓ valid (${result.namespace}/${result.id})${warned}`
+      : `✗ ${n} problem${n === 1 ? "" : "s"}${warned}`;
     // An invalid flow keeps the last valid drawing, dimmed, rather than an empty box.
-    graph.classList.toggle("stale", !preview.valid);
-    graphNote.textContent = preview.valid ? "" : "(last valid version)";
-    if (preview.valid && preview.graph) graph.replaceChildren(renderGraph(preview.graph));
+    view.stale(!result.valid);
+    graphNote.textContent = result.valid ? "" : "(last valid version)";
+    if (result.valid && result.graph) view.show(result.graph);
   };
-  const schedule = () => {
-    lineNumbers(gutter, textarea.value, new Set());
-    clearTimeout(timer);
-    timer = setTimeout(() => validate().catch(showError), VALIDATE_DEBOUNCE_MS);
-  };
-  textarea.addEventListener("input", schedule);
-  textarea.addEventListener("scroll", () => { gutter.scrollTop = textarea.scrollTop; });
-  textarea.addEventListener("keydown", (ev) => {
-    if (ev.key === "Tab") {
-      ev.preventDefault();
-      textarea.setRangeText("  ", textarea.selectionStart, textarea.selectionEnd, "end");
-      schedule();
-    }
-  });
 
-  save.addEventListener("click", async () => {
+  const deploy = async () => {
+    if (!editor) return;
     try {
-      const flow = await api("POST", "/api/v1/flows", { yaml: textarea.value });
+      const flow = await api("POST", "/api/v1/flows", { yaml: editor.getValue() });
       notify(`Deployed ${flow.namespace}/${flow.id} revision ${flow.revision}`, "info");
+      saved = editor.getValue();
+      deployed = flow.revision;
+      dirty.hidden = true;
       if (isNew || flow.namespace !== namespace || flow.id !== flowId) {
         location.hash = hashFor(["flows", flow.namespace, flow.id]);
       } else {
-        revision.textContent = ` revision ${flow.revision}`;
+        revisionSlot.textContent = ` revision ${flow.revision}`;
       }
     } catch (err) {
       showError(err);
-      validate().catch(() => {});
+      editor.recheck();
     }
-  });
-  run.addEventListener("click", async () => {
-    let given;
-    try {
-      given = JSON.parse(inputs.value || "{}");
-    } catch (err) {
-      notify(`Inputs must be a JSON object: ${err.message}`);
-      return;
+  };
+  save.addEventListener("click", deploy);
+  run.addEventListener("click", () => {
+    if (saved !== null && editor && editor.getValue() !== saved) {
+      notify("The editor has unsaved changes: the execution runs the deployed revision.", "info");
     }
-    try {
-      const created = await api("POST", `/api/v1/executions/${encodeURIComponent(namespace)}/${encodeURIComponent(flowId)}`,
-        { json: { inputs: given } });
-      location.hash = hashFor(["executions", created.id]);
-    } catch (err) {
-      showError(err);
-    }
+    openExecuteDialog(namespace, flowId, deployed);
   });
 
   root.append(
-    title,
-    h("div", { class: "toolbar" }, save, run, status, h("span", { class: "spacer" }),
-      isNew ? null : h("a", { href: hashFor(["executions"], { namespace, flowId }) }, "Executions of this flow")),
+    h("div", { class: "toolbar" }, save, run, status, dirty),
     h("div", { class: "editor-grid" },
-      h("div", null,
-        h("div", { class: "editor" }, gutter, textarea),
-        problems,
-        isNew ? null : h("div", { class: "panel" }, h("label", null, "Inputs (JSON)", inputs))),
-      h("div", null, h("h2", null, "Topology ", graphNote), graph)),
+      h("div", null, host, problems,
+        h("p", { class: "muted hint" }, "Ctrl+Space completes keys, task types and {{ expressions }}; hover a key for its documentation; Ctrl+S deploys.")),
+      h("div", null, h("h2", null, "Topology ", graphNote), view.element)),
   );
 
   const start = async () => {
-    if (isNew) {
-      textarea.value = NEW_FLOW;
-    } else {
+    let source = NEW_FLOW;
+    if (!isNew) {
       const flow = await loadFlow(namespace, flowId, controller.signal);
-      textarea.value = flow.source;
-      revision.textContent = ` revision ${flow.revision}`;
+      source = flow.source;
+      saved = source;
+      deployed = flow.revision;
+      revisionSlot.textContent = ` revision ${flow.revision}`;
     }
-    lineNumbers(gutter, textarea.value, new Set());
-    await validate();
+    const { createFlowEditor } = await import("../editor/editor.js");
+    if (controller.signal.aborted) return;
+    host.replaceChildren();
+    editor = createFlowEditor({
+      parent: host,
+      doc: source,
+      loadSchema: () => get("/api/v1/dashboard/schemas/flow"),
+      check: (text) => api("POST", "/api/v1/dashboard/flows/check", { yaml: text, signal: controller.signal }),
+      onCheck,
+      onSave: deploy,
+      onChange: (text) => { dirty.hidden = saved === null || text === saved; },
+    });
+    host.hwEditor = editor; // the browser tests drive the editor through this
   };
   start().catch(showError);
   return () => {
-    clearTimeout(timer);
     controller.abort();
+    view.disconnect();
+    if (editor) editor.destroy();
   };
 }
