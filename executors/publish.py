@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,9 +24,10 @@ from confluent_kafka import KafkaException, Producer
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from engine.bus.config import from_java_properties
-from engine.errors import ConfigError
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
+from executors.data import read_from
+from executors.kafka_client import client_config, serde_type
+from executors.kafka_client import serialize as kafka_serialize
 
 # How long a publish may wait for the broker's acknowledgements of all its messages: longer
 # than a leader election or a broker restart, short enough to fail a dead broker visibly.
@@ -70,12 +72,18 @@ def serialize(value: Any, serde: str) -> bytes | None:
 class KafkaProduceTask:
     """io.kestra.plugin.kafka.Produce.
 
-    ``properties`` are librdkafka settings (without ``bootstrap.servers``: the worker's own
-    bus, with its TLS/SASL settings; Java's ``sasl.jaas.config`` is understood), ``topic``
-    the default topic, ``keySerializer``/``valueSerializer`` STRING (the
-    default) or JSON. A message is ``{key, value, headers, topic, partition, timestamp}`` or a
-    bare value. Kestra's ``transactional`` is accepted, but the producer is idempotent rather
-    than transactional: brokers like Tansu do not honour transactions (SERVICES.md).
+    ``properties`` are Kafka client settings (see :mod:`executors.kafka_client`; without
+    ``bootstrap.servers``: the worker's own bus, with its TLS/SASL settings), ``topic`` the
+    default topic, ``keySerializer``/``valueSerializer`` one of Kestra's serde types (STRING by
+    default; AVRO and PROTOBUF need a schema registry and are refused). ``from`` is Kestra's
+    ``Data.from`` (:mod:`executors.data`): a map, a list, JSON text or a ``kestra://`` ION file
+    such as a Consume's ``uri``. A row is ``{key, value, topic, partition, timestamp,
+    headers}``: ``timestamp`` epoch milliseconds or an ISO-8601 date-time, ``headers`` a map or
+    the list of one-entry maps a Consume writes. A row that has none of those names, or a bare
+    value, is taken as the value (Kestra sends a null value for such a map, and fails on a bare
+    value). Rows read from a file are not rendered again. Kestra's ``transactional`` (true by
+    default) is accepted, but the producer is idempotent rather than transactional: brokers like
+    Tansu do not honour transactions (SERVICES.md).
     """
 
     def __init__(self, default_cluster: Mapping[str, str] | None = None) -> None:
@@ -84,13 +92,7 @@ class KafkaProduceTask:
         self.default_config = dict(default_cluster or {})
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
-        props = ctx.render(task.get("properties")) or {}
-        if not isinstance(props, Mapping):
-            raise TaskError("property 'properties' must be a map of Kafka client settings")
-        try:
-            config = from_java_properties({str(k): to_text(v) for k, v in props.items()})
-        except ConfigError as exc:
-            raise TaskError(f"properties: {exc.message}") from None
+        config = client_config(ctx, task.get("properties"))
         if "bootstrap.servers" not in config:
             if not self.default_config:
                 raise TaskError("properties.bootstrap.servers is required")
@@ -99,31 +101,79 @@ class KafkaProduceTask:
         config.setdefault("enable.idempotence", "true")
         config.setdefault("message.timeout.ms", str(int(PUBLISH_TIMEOUT_S * 1000)))
         topic = ctx.render_str(task.get("topic"))
-        key_serde = ctx.render_str(task.get("keySerializer")) or "STRING"
-        value_serde = ctx.render_str(task.get("valueSerializer")) or "STRING"
-        records: list[dict[str, Any]] = []
-        for item in messages(task, ctx):
-            message = item if isinstance(item, Mapping) and "value" in item else {"value": item}
-            target = to_text(message.get("topic")) if message.get("topic") else topic
-            if not target:
-                raise TaskError("no topic: set 'topic' on the task or on each message")
-            headers = message.get("headers") or {}
-            pairs = headers.items() if isinstance(headers, Mapping) else []
-            record: dict[str, Any] = {
-                "topic": target,
-                "key": serialize(message.get("key"), key_serde),
-                "value": serialize(message.get("value"), value_serde),
-                "headers": [(str(k), to_text(v).encode()) for k, v in pairs],
-            }
-            if message.get("partition") is not None:
-                record["partition"] = int(message["partition"])
-            if message.get("timestamp") is not None:
-                record["timestamp"] = int(message["timestamp"])
-            records.append(record)
+        key_serde = serde_type(ctx.render_str(task.get("keySerializer")), "keySerializer")
+        value_serde = serde_type(ctx.render_str(task.get("valueSerializer")), "valueSerializer")
+        rows = await read_from(ctx, task.get("from"), lenient=True)
+
+        def build() -> list[dict[str, Any]]:
+            return [kafka_record(row, topic, key_serde, value_serde) for row in rows]
+
+        records = await asyncio.to_thread(build)
         count = await asyncio.to_thread(_produce_all, config, records)
         return TaskOutcome(
             state="SUCCESS", outputs={"messagesCount": count}, metrics={"records": count}
         )
+
+
+_RECORD_FIELDS = frozenset({"key", "value", "topic", "partition", "timestamp", "headers"})
+
+
+def kafka_record(item: Any, topic: str | None, key_serde: str, value_serde: str) -> dict[str, Any]:
+    """The confluent-kafka ``produce`` arguments of one ``from`` row."""
+    is_record = isinstance(item, Mapping) and not _RECORD_FIELDS.isdisjoint(item)
+    message: Mapping[str, Any] = item if is_record else {"value": item}
+    target = to_text(message.get("topic")) if message.get("topic") else topic
+    if not target:
+        raise TaskError("no topic: set 'topic' on the task or on each message")
+    record: dict[str, Any] = {
+        "topic": target,
+        "key": kafka_serialize(message.get("key"), key_serde, "key"),
+        "value": kafka_serialize(message.get("value"), value_serde, "value"),
+        "headers": _kafka_headers(message.get("headers")),
+    }
+    if message.get("partition") is not None:
+        try:
+            record["partition"] = int(message["partition"])
+        except (TypeError, ValueError):
+            raise TaskError(f"partition {message['partition']!r} is not a number") from None
+    if message.get("timestamp") is not None:
+        record["timestamp"] = _epoch_ms(message["timestamp"])
+    return record
+
+
+def _kafka_headers(headers: Any) -> list[tuple[str, bytes | None]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        pairs = list(headers.items())
+    elif isinstance(headers, list) and all(isinstance(h, Mapping) for h in headers):
+        # A Consume's headers: one single-entry map per header, in order.
+        pairs = [pair for h in headers for pair in h.items()]
+    else:
+        raise TaskError(f"headers must be a map or a list of one-entry maps, got {headers!r}")
+    return [(str(k), None if v is None else to_text(v).encode()) for k, v in pairs]
+
+
+def _epoch_ms(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TaskError(f"timestamp {value!r} is neither epoch milliseconds nor a date-time")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    text = to_text(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise TaskError(
+            f"timestamp {value!r} is neither epoch milliseconds nor an ISO-8601 date-time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def _produce_all(config: dict[str, str], records: list[dict[str, Any]]) -> int:
