@@ -21,19 +21,20 @@ from urllib.parse import urlparse
 import aio_pika
 import orjson
 from confluent_kafka import KafkaException, Producer
-from paho.mqtt import client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
 from executors.data import read_from
 from executors.kafka_client import client_config, serde_type
 from executors.kafka_client import serialize as kafka_serialize
+from executors.mqtt_client import MqttSettings, decode_correlation, mqtt_settings
+from executors.mqtt_client import close as mqtt_close
+from executors.mqtt_client import connect as mqtt_connect
 
 # How long a publish may wait for the broker's acknowledgements of all its messages: longer
 # than a leader election or a broker restart, short enough to fail a dead broker visibly.
 PUBLISH_TIMEOUT_S = 30.0
-# MQTT connect handshake budget: a local broker answers in milliseconds.
-MQTT_CONNECT_TIMEOUT_S = 10.0
 
 
 def messages(task: Mapping[str, Any], ctx: TaskContext) -> list[Any]:
@@ -204,63 +205,71 @@ def _produce_all(config: dict[str, str], records: list[dict[str, Any]]) -> int:
 
 
 class MqttPublishTask:
-    """io.kestra.plugin.mqtt.Publish: ``server`` (tcp://host:port), ``topic``, ``from``,
-    ``qos`` (1), ``retain``, ``serdeType`` (JSON, as Kestra; STRING), ``clientId``,
-    ``username``/``password``, ``version`` (V_3_1_1 or V_5)."""
+    """io.kestra.plugin.mqtt.Publish: the connection of :mod:`executors.mqtt_client` (``server``,
+    ``clientId``, ``mqttVersion`` V5 by default as in Kestra, TLS, credentials), ``topic``,
+    ``from``, ``qos`` (1), ``retain`` (false), ``serdeType`` (JSON; STRING; BYTES as base64
+    text), and the MQTT 5 request/response properties ``responseTopic`` and ``correlationData``
+    (base64; both ignored over MQTT 3.1.1, which has no message properties). ``from``: with
+    STRING, as Kestra, a list is one message per item and anything else one message of its
+    text (a ``kestra://`` URI included); with JSON, Kestra's ``Data.from`` (a map, a list, an
+    ION file, or JSON text), a bare value being one message. Each message waits for the
+    broker's acknowledgement (QoS 1 and 2)."""
 
     def __init__(self, default_server: str | None = None) -> None:
         self.default_server = default_server
 
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
-        server = ctx.render_str(task.get("server")) or self.default_server
+        settings = await mqtt_settings(ctx, task, default_server=self.default_server)
         topic = ctx.render_str(task.get("topic"))
-        if not server or not topic:
-            raise TaskError("properties 'server' and 'topic' are required")
+        if not topic:
+            raise TaskError("property 'topic' is required")
         qos = int(ctx.render(task.get("qos", 1)))
         if qos not in (0, 1, 2):
             raise TaskError(f"qos must be 0, 1 or 2, got {qos}")
-        serde = ctx.render_str(task.get("serdeType")) or "JSON"
-        payloads = [serialize(m, serde) or b"" for m in messages(task, ctx)]
-        settings = {
-            "server": server,
+        serde = (ctx.render_str(task.get("serdeType")) or "JSON").upper()
+        if serde == "STRING":
+            raw = ctx.render(task.get("from"))
+            items = raw if isinstance(raw, list) else [raw]
+        else:
+            items = (await read_from(ctx, task.get("from"), lenient=True)).as_list()
+        payloads = [serialize(m, serde) or b"" for m in items]
+        correlation = ctx.render_str(task.get("correlationData"))
+        options = {
             "topic": topic,
             "qos": qos,
             "retain": as_bool(ctx.render(task.get("retain", False))),
-            "client_id": ctx.render_str(task.get("clientId")) or f"headwater-{ctx.task_run_id}",
-            "username": ctx.render_str(task.get("username")),
-            "password": ctx.render_str(task.get("password")),
-            "v5": (ctx.render_str(task.get("version")) or "V_3_1_1").upper() == "V_5",
+            "response_topic": ctx.render_str(task.get("responseTopic")),
+            "correlation": None if correlation is None else decode_correlation(correlation),
         }
-        count = await asyncio.to_thread(_mqtt_publish, settings, payloads)
+        count = await asyncio.to_thread(_mqtt_publish, settings, options, payloads)
         return TaskOutcome(state="SUCCESS", outputs={"messagesCount": count})
 
 
-def _mqtt_publish(s: dict[str, Any], payloads: list[bytes]) -> int:
-    url = urlparse(s["server"] if "://" in s["server"] else f"tcp://{s['server']}")
-    host, port = url.hostname or "127.0.0.1", url.port or 1883
-    protocol = mqtt.MQTTv5 if s["v5"] else mqtt.MQTTv311
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s["client_id"], protocol=protocol)
-    if s["username"]:
-        client.username_pw_set(s["username"], s["password"])
+def _mqtt_publish(s: MqttSettings, o: dict[str, Any], payloads: list[bytes]) -> int:
+    properties = None
+    if s.v5 and (o["response_topic"] is not None or o["correlation"] is not None):
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if o["response_topic"] is not None:
+            properties.ResponseTopic = o["response_topic"]
+        if o["correlation"] is not None:
+            properties.CorrelationData = o["correlation"]
+    client = mqtt_connect(s)
     try:
-        client.connect(host, port)
-        client.loop_start()
-        try:
-            infos = [
-                client.publish(s["topic"], p, qos=s["qos"], retain=s["retain"]) for p in payloads
-            ]
-            for info in infos:
-                info.wait_for_publish(timeout=PUBLISH_TIMEOUT_S)
-                if not info.is_published():
-                    raise TaskError(
-                        f"MQTT broker {host}:{port} did not acknowledge a message on "
-                        f"{s['topic']} within {PUBLISH_TIMEOUT_S} s (rc {info.rc})"
-                    )
-        finally:
-            client.disconnect()
-            client.loop_stop()
+        infos = [
+            client.publish(o["topic"], p, qos=o["qos"], retain=o["retain"], properties=properties)
+            for p in payloads
+        ]
+        for info in infos:
+            info.wait_for_publish(timeout=PUBLISH_TIMEOUT_S)
+            if not info.is_published():
+                raise TaskError(
+                    f"MQTT broker {s.where} did not acknowledge a message on "
+                    f"{o['topic']} within {PUBLISH_TIMEOUT_S} s (rc {info.rc})"
+                )
     except (OSError, ValueError, RuntimeError) as exc:
-        raise TaskError(f"MQTT publish to {host}:{port} failed: {exc}") from exc
+        raise TaskError(f"MQTT publish to {s.where} failed: {exc}") from exc
+    finally:
+        mqtt_close(client)
     return len(payloads)
 
 

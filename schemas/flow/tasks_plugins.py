@@ -87,10 +87,16 @@ class MqttPublishTask(TaskBase):
     clientId: Str | None = None
     username: Str | None = None
     password: Str | None = None
-    version: Literal["V3", "V5"] | None = None
+    mqttVersion: Literal["V3", "V5"] | Str | None = None
+    version: Literal["V3", "V5", "V_3_1_1", "V_5"] | None = Field(
+        default=None, description="deprecated: use mqttVersion"
+    )
     connectionTimeout: Duration | None = None
     crt: Str | None = None
     authMethod: Str | None = None
+    httpsHostnameVerificationEnabled: BoolOrExpr | None = None
+    responseTopic: Str | None = None
+    correlationData: Str | None = None
 
 
 class AmqpPublishTask(TaskBase):
