@@ -16,7 +16,6 @@ import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 import aio_pika
 import orjson
@@ -24,6 +23,10 @@ from confluent_kafka import KafkaException, Producer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from executors.amqp_client import amqp_target
+from executors.amqp_client import close_quietly as amqp_close
+from executors.amqp_client import outgoing as amqp_message
+from executors.amqp_client import serde as amqp_serde
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
 from executors.data import read_from
 from executors.kafka_client import client_config, serde_type
@@ -35,19 +38,6 @@ from executors.mqtt_client import connect as mqtt_connect
 # How long a publish may wait for the broker's acknowledgements of all its messages: longer
 # than a leader election or a broker restart, short enough to fail a dead broker visibly.
 PUBLISH_TIMEOUT_S = 30.0
-
-
-def messages(task: Mapping[str, Any], ctx: TaskContext) -> list[Any]:
-    """``from`` rendered into a list of messages."""
-    raw = ctx.render(task.get("from"))
-    if raw is None:
-        raise TaskError(f"task '{task.get('id')}': property 'from' is required")
-    if isinstance(raw, str) and raw.lstrip().startswith(("[", "{")):
-        try:
-            raw = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass  # a plain string that happens to start with a bracket
-    return raw if isinstance(raw, list) else [raw]
 
 
 def serialize(value: Any, serde: str) -> bytes | None:
@@ -277,62 +267,43 @@ def _mqtt_publish(s: MqttSettings, o: dict[str, Any], payloads: list[bytes]) -> 
 
 
 class AmqpPublishTask:
-    """io.kestra.plugin.amqp.Publish: ``url`` (or host/port/username/password/virtualHost),
-    ``exchange`` ("" = the default exchange), ``routingKey``, ``queue`` (shorthand: the default
-    exchange routes to that queue), ``from`` (messages, or ``{data, headers}`` maps),
-    ``serdeType`` (STRING, as Kestra; JSON). Publisher confirms are on."""
+    """io.kestra.plugin.amqp.Publish: the connection of :mod:`executors.amqp_client` (``host``
+    ..., or ``url``), ``exchange`` ("" = the default exchange), ``routingKey`` (""),
+    ``serdeType`` (STRING, as Kestra; JSON), ``from`` (Kestra's ``Data.from``: Message maps
+    ``{data, headers, contentType, contentEncoding, deliveryMode, priority, correlationId,
+    replyTo, expiration, messageId, timestamp, type, userId, appId}`` (a Consume's file too),
+    or bare values taken as ``data``). Headwater's additions: ``queue`` (the default exchange
+    routes to that queue) and publisher confirms (a message the broker refuses fails the run);
+    a message without ``deliveryMode`` is persistent (2; Kestra leaves it unset: transient)."""
 
     def __init__(self, default_url: str | None = None) -> None:
         self.default_url = default_url
 
-    def _url(self, task: Mapping[str, Any], ctx: TaskContext) -> str:
-        url = ctx.render_str(task.get("url") or task.get("uri"))
-        if url:
-            return url
-        host = ctx.render_str(task.get("host"))
-        if not host:
-            if self.default_url:
-                return self.default_url
-            raise TaskError("property 'url' (or 'host') is required")
-        user = ctx.render_str(task.get("username")) or "guest"
-        password = ctx.render_str(task.get("password")) or "guest"
-        port = ctx.render_str(task.get("port")) or "5672"
-        vhost = (ctx.render_str(task.get("virtualHost")) or "/").lstrip("/")
-        return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
-
     async def run(self, task: Mapping[str, Any], ctx: TaskContext) -> TaskOutcome:
-        url = self._url(task, ctx)
+        target = amqp_target(ctx, task, self.default_url)
         exchange_name = ctx.render_str(task.get("exchange")) or ""
         queue = ctx.render_str(task.get("queue"))
         routing_key = ctx.render_str(task.get("routingKey")) or queue or ""
-        serde = ctx.render_str(task.get("serdeType")) or "STRING"
-        outgoing = []
-        for item in messages(task, ctx):
-            data = item.get("data") if isinstance(item, Mapping) and "data" in item else item
-            headers = item.get("headers") if isinstance(item, Mapping) else None
-            outgoing.append(
-                aio_pika.Message(
-                    serialize(data, serde) or b"",
-                    headers={str(k): to_text(v) for k, v in (headers or {}).items()},
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                )
-            )
-        where = urlparse(url).hostname
+        kind = amqp_serde(ctx.render_str(task.get("serdeType")))
+        rows = await read_from(ctx, task.get("from"), lenient=True)
+        persistent = aio_pika.DeliveryMode.PERSISTENT.value
+        outgoing = [
+            amqp_message(row, kind, persistent) for row in await asyncio.to_thread(rows.as_list)
+        ]
+        connection = await target.connect()
         try:
-            connection = await asyncio.wait_for(aio_pika.connect(url), PUBLISH_TIMEOUT_S)
-            async with connection:
-                channel = await connection.channel(publisher_confirms=True)
-                if exchange_name:
-                    exchange = await channel.get_exchange(exchange_name, ensure=True)
-                else:
-                    exchange = channel.default_exchange
-                for message in outgoing:
-                    await exchange.publish(
-                        message, routing_key=routing_key, timeout=PUBLISH_TIMEOUT_S
-                    )
+            channel = await connection.channel(publisher_confirms=True)
+            if exchange_name:
+                exchange = await channel.get_exchange(exchange_name, ensure=True)
+            else:
+                exchange = channel.default_exchange
+            for message in outgoing:
+                await exchange.publish(message, routing_key=routing_key, timeout=PUBLISH_TIMEOUT_S)
         except (aio_pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
             raise TaskError(
-                f"AMQP publish to {where} (exchange {exchange_name!r}, routing key "
+                f"AMQP publish to {target.where} (exchange {exchange_name!r}, routing key "
                 f"{routing_key!r}) failed: {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            await amqp_close(connection)
         return TaskOutcome(state="SUCCESS", outputs={"messagesCount": len(outgoing)})

@@ -108,21 +108,14 @@ class AmqpPublishTask(TaskBase):
     routingKey: Str | None = None
     url: Str | None = None
     host: Str | None = None
-    port: IntOrExpr | None = None
+    port: IntOrExpr | Str | None = None
     username: Str | None = None
     password: Str | None = None
     virtualHost: Str | None = None
     serdeType: Str | None = None
-    headers: dict[str, Any] | None = None
-    contentType: Str | None = None
-    contentEncoding: Str | None = None
-    deliveryMode: IntOrExpr | None = None
-    priority: IntOrExpr | None = None
-    correlationId: Str | None = None
-    replyTo: Str | None = None
-    expiration: Str | None = None
-    messageId: Str | None = None
-    appId: Str | None = None
+    queue: Str | None = Field(
+        default=None, description="Headwater: publish to this queue through the default exchange"
+    )
 
 
 class PostgresQueryTask(TaskBase):
