@@ -143,7 +143,7 @@ def test_unknown_server_name_is_a_clear_error(
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
     assert (
-        "unknown server kafak; known: kafka, postgres, mqtt, rabbitmq, mariadb, redis"
+        "unknown server kafak; known: kafka, postgres, mqtt, rabbitmq, mariadb, redis, nats"
         in capsys.readouterr().err
     )
 

