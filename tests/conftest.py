@@ -50,6 +50,12 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS of deploy/local (its port: HEADWATER_LOCAL_NATS_PORT, as services.py)."""
+    return f"nats://127.0.0.1:{os.environ.get('HEADWATER_LOCAL_NATS_PORT', '4222')}"
+
+
+@pytest.fixture(scope="session")
 def conformance_dir() -> pathlib.Path:
     if not CONFORMANCE.is_dir():
         pytest.fail(f"the Kestra conformance corpus is missing at {CONFORMANCE}")

@@ -181,6 +181,8 @@ async def _receive(
 class CreateQueue(_AmqpTask):
     """Declare an AMQP queue."""
 
+    short: ClassVar[str | None] = "amqp_create_queue"
+
     type: Literal["io.kestra.plugin.amqp.CreateQueue"]
     name: Str
     durability: BoolOrExpr = True
@@ -203,6 +205,8 @@ class CreateQueue(_AmqpTask):
 
 class DeclareExchange(_AmqpTask):
     """Declare an AMQP exchange."""
+
+    short: ClassVar[str | None] = "amqp_declare_exchange"
 
     type: Literal["io.kestra.plugin.amqp.DeclareExchange"]
     name: Str
@@ -231,6 +235,8 @@ class DeclareExchange(_AmqpTask):
 
 class QueueBind(_AmqpTask):
     """Bind an AMQP queue to an exchange."""
+
+    short: ClassVar[str | None] = "amqp_queue_bind"
 
     type: Literal["io.kestra.plugin.amqp.QueueBind"]
     exchange: Str

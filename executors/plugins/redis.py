@@ -162,6 +162,8 @@ class ExpirationOptions(FlowModel):
 class Get(_Redis):
     """Get the value of a Redis string key."""
 
+    short: ClassVar[str | None] = "redis_get"
+
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.Get",)
     type: Literal["io.kestra.plugin.redis.string.Get"]
     key: Str
@@ -180,6 +182,8 @@ class Get(_Redis):
 
 class Set(_Redis):
     """Set a Redis string key."""
+
+    short: ClassVar[str | None] = "redis_set"
 
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.Set",)
     type: Literal["io.kestra.plugin.redis.string.Set"]
@@ -222,6 +226,8 @@ class Set(_Redis):
 class Delete(_Redis):
     """Delete Redis keys."""
 
+    short: ClassVar[str | None] = "redis_delete"
+
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.Delete",)
     type: Literal["io.kestra.plugin.redis.string.Delete"]
     keys: list[Str] | Str
@@ -243,6 +249,8 @@ class Delete(_Redis):
 
 class Increment(_Redis):
     """Increment the number stored at a Redis key."""
+
+    short: ClassVar[str | None] = "redis_increment"
 
     type: Literal["io.kestra.plugin.redis.string.Increment"]
     key: Str
@@ -293,6 +301,8 @@ class Increment(_Redis):
 class Ttl(_Redis):
     """Get the time to live of a Redis key."""
 
+    short: ClassVar[str | None] = "redis_ttl"
+
     type: Literal["io.kestra.plugin.redis.string.Ttl"]
     key: Str
 
@@ -311,6 +321,8 @@ async def _values(ctx: TaskContext, value: Any, kind: str) -> list[str]:
 
 class ListPush(_Redis):
     """Push values to the head of a Redis list."""
+
+    short: ClassVar[str | None] = "redis_list_push"
 
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.ListPush",)
     type: Literal["io.kestra.plugin.redis.list.ListPush"]
@@ -336,6 +348,8 @@ class ListPush(_Redis):
 
 class ListPop(_Redis):
     """Pop values from the head of a Redis list into an internal storage ION file."""
+
+    short: ClassVar[str | None] = "redis_list_pop"
 
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.ListPop",)
     type: Literal["io.kestra.plugin.redis.list.ListPop"]
@@ -380,6 +394,8 @@ class ListPop(_Redis):
 
 class Publish(_Redis):
     """Publish values to a Redis pub/sub channel."""
+
+    short: ClassVar[str | None] = "redis_publish"
 
     aliases: ClassVar[tuple[str, ...]] = (f"{_OLD}.Publish",)
     type: Literal["io.kestra.plugin.redis.pubsub.Publish"]
