@@ -137,6 +137,15 @@ class AmqpTrigger(_MessageTriggerBase):
     autoAccept: BoolOrExpr | None = None
 
 
+class RedisListTrigger(_TriggerBase):
+    """Start one execution per element pushed onto a Redis list."""
+
+    type: Literal["io.kestra.plugin.redis.list.RealtimeTrigger"]
+    url: Str
+    key: Str
+    serdeType: Literal["STRING", "JSON"] | None = None
+
+
 class FileTrigger(_TriggerBase):
     """Start one execution per file appearing in a local directory."""
 
@@ -157,6 +166,7 @@ Trigger = Annotated[
     | KafkaTrigger
     | MqttTrigger
     | AmqpTrigger
+    | RedisListTrigger
     | FileTrigger,
     Field(discriminator="type"),
 ]
@@ -170,6 +180,7 @@ TRIGGER_MODELS: dict[str, type[Any]] = {
         KafkaTrigger,
         MqttTrigger,
         AmqpTrigger,
+        RedisListTrigger,
         FileTrigger,
     )
 }
