@@ -32,9 +32,11 @@ Older names (``io.kestra.plugin.redis.Get`` ...) are aliases. What differs: ``ma
 ListPop is exact (Kestra pops whole ``count`` batches, and may pass it); an integer
 ``amount`` uses INCRBY (Kestra's Java reads a YAML integer as an Integer, not a Long, and so
 uses INCRBYFLOAT). As in Kestra, popped values are gone from Redis even if the run fails after
-popping them (a Redis list has no acknowledgement). Not provided: ``json.*`` (needs the
-RedisJSON module, which Debian's Redis lacks), ``vector.*`` (Redis Stack), ``cli.RedisCLI``
-(redis-cli in a container).
+popping them (a Redis list has no acknowledgement). ``list.RealtimeTrigger`` is a trigger
+source (:mod:`triggers.redis`). Not provided: ``json.*`` (needs the RedisJSON module, which
+Debian's Redis lacks), ``vector.*`` (Redis Stack), ``cli.RedisCLI`` (redis-cli in a
+container), ``list.Trigger`` (a polling trigger whose execution gets an ION file: the trigger
+runtime has no internal storage to write it to).
 """
 
 from __future__ import annotations
