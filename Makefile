@@ -28,7 +28,7 @@ fmt: install ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-services-up: install ## Install (if missing) and start Tansu, PostgreSQL, Mosquitto, RabbitMQ
+services-up: install ## Install (if missing) and start every local server (deploy/local/README.md)
 	$(BIN)/python deploy/local/services.py up
 
 services-down: ## Stop the local servers that deploy/local started

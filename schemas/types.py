@@ -111,6 +111,11 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
         "rabbitmq",
         ("io.kestra.plugin.amqp.Trigger",),
     ),
+    "io.kestra.plugin.redis.list.RealtimeTrigger": (
+        "trigger",
+        "redis_list",
+        ("io.kestra.plugin.redis.RealtimeTrigger",),
+    ),
     "io.kestra.plugin.fs.local.Trigger": ("trigger", "file", ()),
     # Conditions (of triggers).
     f"{_CORE}.condition.ExecutionStatus": (

@@ -6,6 +6,7 @@ command that starts it (`make services-up`).
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -40,6 +41,18 @@ def mqtt_address(settings: Settings) -> tuple[str, int]:
 @pytest.fixture(scope="session")
 def amqp_url(settings: Settings) -> str:
     return settings.amqp.url.get_secret_value()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis of deploy/local (its port: HEADWATER_LOCAL_REDIS_PORT, as services.py)."""
+    return f"redis://127.0.0.1:{os.environ.get('HEADWATER_LOCAL_REDIS_PORT', '6379')}/0"
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS of deploy/local (its port: HEADWATER_LOCAL_NATS_PORT, as services.py)."""
+    return f"nats://127.0.0.1:{os.environ.get('HEADWATER_LOCAL_NATS_PORT', '4222')}"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ Every source has the same shape (STYLE.md):
   coordinates the execution id is derived from (:mod:`triggers.ids`);
 - a **source**: the I/O loop, which hands each parsed event to its
   :class:`~triggers.model.SourceContext` and acknowledges its input (Kafka offset commit, MQTT
-  PUBACK, AMQP basic_ack, file move/delete) only once the command is durably in Kafka.
+  PUBACK, AMQP basic_ack, Redis pending-hash removal, file move/delete) only once the command
+  is durably in Kafka.
 
 :class:`triggers.runtime.TriggerRuntime` wires the sources to the bus: it follows the deployed
 flows, starts and stops sources as flows and trigger toggles change, and keeps the trigger
@@ -18,5 +19,5 @@ ignores: none lost, none run twice.
 
 Modules: ``ids``, ``model``, ``start`` (building the command), ``state``, ``cron``,
 ``schedule``, ``conditions``, ``flow_trigger``, ``webhook``, ``kafka``, ``mqtt``, ``amqp``,
-``files``, ``runtime``.
+``redis``, ``files``, ``runtime``.
 """

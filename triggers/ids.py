@@ -71,3 +71,9 @@ def file_coordinates(path: str, size: int, mtime_ns: int) -> str:
     """A file is one event per (path, size, modification time): the same file seen again
     (action NONE, or a crash before the move) is the same execution."""
     return f"file-{path}-{size}-{mtime_ns}"
+
+
+def redis_list_coordinates(key: str, number: int, element: bytes) -> str:
+    """An element of a Redis list numbered by the trigger's own counter when it was taken
+    (see triggers.redis); the digest guards against a counter reset by hand."""
+    return f"redis-list-unique-id-{key}-{number}-{digest(element)}"

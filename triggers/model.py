@@ -29,6 +29,7 @@ WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 KAFKA = "io.kestra.plugin.kafka.RealtimeTrigger"
 MQTT = "io.kestra.plugin.mqtt.RealtimeTrigger"
 AMQP = "io.kestra.plugin.amqp.RealtimeTrigger"
+REDIS_LIST = "io.kestra.plugin.redis.list.RealtimeTrigger"
 FILE = "io.kestra.plugin.fs.local.Trigger"
 
 

@@ -64,7 +64,7 @@ _RESTART_FIRST_S = 1.0
 _RESTART_MAX_S = 30.0
 # Sources own these trigger types (and the plugins' polling triggers, polling_types());
 # Webhook triggers are served by the API.
-SOURCE_TYPES = frozenset({m.SCHEDULE, m.KAFKA, m.MQTT, m.AMQP, m.FILE, m.FLOW})
+SOURCE_TYPES = frozenset({m.SCHEDULE, m.KAFKA, m.MQTT, m.AMQP, m.REDIS_LIST, m.FILE, m.FLOW})
 
 
 def polling_types() -> frozenset[str]:
@@ -448,12 +448,24 @@ def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext
 
         return AmqpSource(ctx, settings.amqp.url.get_secret_value())
 
+    def redis_list(ctx: m.SourceContext) -> Source:
+        from triggers.redis import RedisListSource
+
+        return RedisListSource(ctx)
+
     def files(ctx: m.SourceContext) -> Source:
         from triggers.files import FileSource
 
         return FileSource(ctx, settings.triggers.file_poll_interval_s)
 
-    return {m.SCHEDULE: schedule, m.KAFKA: kafka, m.MQTT: mqtt, m.AMQP: amqp, m.FILE: files}
+    return {
+        m.SCHEDULE: schedule,
+        m.KAFKA: kafka,
+        m.MQTT: mqtt,
+        m.AMQP: amqp,
+        m.REDIS_LIST: redis_list,
+        m.FILE: files,
+    }
 
 
 async def run_triggers(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -87,10 +87,16 @@ class MqttPublishTask(TaskBase):
     clientId: Str | None = None
     username: Str | None = None
     password: Str | None = None
-    version: Literal["V3", "V5"] | None = None
+    mqttVersion: Literal["V3", "V5"] | Str | None = None
+    version: Literal["V3", "V5", "V_3_1_1", "V_5"] | None = Field(
+        default=None, description="deprecated: use mqttVersion"
+    )
     connectionTimeout: Duration | None = None
     crt: Str | None = None
     authMethod: Str | None = None
+    httpsHostnameVerificationEnabled: BoolOrExpr | None = None
+    responseTopic: Str | None = None
+    correlationData: Str | None = None
 
 
 class AmqpPublishTask(TaskBase):
@@ -102,21 +108,14 @@ class AmqpPublishTask(TaskBase):
     routingKey: Str | None = None
     url: Str | None = None
     host: Str | None = None
-    port: IntOrExpr | None = None
+    port: IntOrExpr | Str | None = None
     username: Str | None = None
     password: Str | None = None
     virtualHost: Str | None = None
     serdeType: Str | None = None
-    headers: dict[str, Any] | None = None
-    contentType: Str | None = None
-    contentEncoding: Str | None = None
-    deliveryMode: IntOrExpr | None = None
-    priority: IntOrExpr | None = None
-    correlationId: Str | None = None
-    replyTo: Str | None = None
-    expiration: Str | None = None
-    messageId: Str | None = None
-    appId: Str | None = None
+    queue: Str | None = Field(
+        default=None, description="Headwater: publish to this queue through the default exchange"
+    )
 
 
 PLUGIN_MODELS: tuple[type[TaskBase], ...] = (

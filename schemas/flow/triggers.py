@@ -127,6 +127,15 @@ class AmqpTrigger(_MessageTriggerBase):
     autoAccept: BoolOrExpr | None = None
 
 
+class RedisListTrigger(_TriggerBase):
+    """Start one execution per element pushed onto a Redis list."""
+
+    type: Literal["io.kestra.plugin.redis.list.RealtimeTrigger"]
+    url: Str
+    key: Str
+    serdeType: Literal["STRING", "JSON"] | None = None
+
+
 class FileTrigger(_TriggerBase):
     """Start one execution per file appearing in a local directory."""
 
@@ -147,6 +156,7 @@ BUILTIN_TRIGGER_MODELS: tuple[type[TriggerBase], ...] = (
     KafkaTrigger,
     MqttTrigger,
     AmqpTrigger,
+    RedisListTrigger,
     FileTrigger,
 )
 

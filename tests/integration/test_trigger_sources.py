@@ -198,6 +198,33 @@ async def amqp_case(s: Settings, tmp: Path) -> Case:
     return Case(yaml, send, lambda v: str(v["data"]).removeprefix("b"), cleanup)
 
 
+async def redis_case(s: Settings, tmp: Path) -> Case:
+    import redis.asyncio as aioredis
+
+    url = f"redis://127.0.0.1:{os.environ.get('HEADWATER_LOCAL_REDIS_PORT', '6379')}/0"
+    key = f"l{s.kafka.topic_prefix.strip('.')}"
+    # The trigger's own keys (pending elements, counter) are named after the flow's trigger.
+    own = ["headwater:trigger:test.triggers/f/t:pending", "headwater:trigger:test.triggers/f/t:seq"]
+    client = aioredis.from_url(url)
+    await client.delete(key, *own)
+    yaml = f"""
+  - id: t
+    type: io.kestra.plugin.redis.list.RealtimeTrigger
+    url: "{url}"
+    key: {key}
+    serdeType: JSON
+"""
+
+    async def send(items: list[int]) -> None:
+        await client.rpush(key, *[f'{{"n": {i}}}' for i in items])
+
+    async def cleanup() -> None:
+        await client.delete(key, *own)
+        await client.aclose()
+
+    return Case(yaml, send, lambda v: str(v["value"]["n"]), cleanup)
+
+
 async def file_case(s: Settings, tmp: Path) -> Case:
     inbox, done = tmp / "in", tmp / "done"
     inbox.mkdir()
@@ -226,6 +253,7 @@ CASES = {
     "kafka": (kafka_case, [pytest.mark.kafka]),
     "mqtt": (mqtt_case, [pytest.mark.kafka, pytest.mark.mqtt]),
     "amqp": (amqp_case, [pytest.mark.kafka, pytest.mark.rabbitmq]),
+    "redis": (redis_case, [pytest.mark.kafka, pytest.mark.redis]),
     "file": (file_case, [pytest.mark.kafka]),
 }
 PARAMS = [pytest.param(name, marks=marks, id=name) for name, (_, marks) in CASES.items()]

@@ -142,7 +142,7 @@ def test_unknown_server_name_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
-    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb"
+    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats"
     assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
 

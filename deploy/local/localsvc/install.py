@@ -35,7 +35,9 @@ PIP_CHECK_TIMEOUT_S = 60.0
 POLICY_RC_D = pathlib.Path("/usr/sbin/policy-rc.d")
 # Daemons a package's maintainer scripts might start despite policy-rc.d (epmd via Erlang's
 # packages, for instance). Any that appear during our install and are not ours are stopped.
-PACKAGE_DAEMONS = frozenset({"epmd", "beam.smp", "mosquitto", "rabbitmq-server", "postgres"})
+PACKAGE_DAEMONS = frozenset(
+    {"epmd", "beam.smp", "mosquitto", "rabbitmq-server", "postgres", "redis-server", "nats-server"}
+)
 
 
 def _tail(text: str, lines: int = 15) -> str:

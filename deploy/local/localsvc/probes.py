@@ -129,6 +129,25 @@ def mysql_ready(port: int, host: str = HOST) -> bool:
         return False
 
 
+def redis_ready(port: int, host: str = HOST) -> bool:
+    """A Redis server answers PING with +PONG (-LOADING while it replays its data: not yet)."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            sock.sendall(b"PING\r\n")
+            return _recv_exact(sock, 7) == b"+PONG\r\n"
+    except OSError:
+        return False
+
+
+def nats_ready(port: int, host: str = HOST) -> bool:
+    """A NATS server greets every client with its INFO line."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S) as sock:
+            return _recv_exact(sock, 5) == b"INFO "
+    except OSError:
+        return False
+
+
 def http_answers(port: int, host: str = HOST) -> bool:
     """True if an HTTP server answers on the port (SeaweedFS's S3 gateway, any status)."""
     try:
