@@ -284,7 +284,10 @@ def router(services: ApiServices) -> APIRouter:
     async def get_execution(execution_id: str) -> ExecutionOut:
         row = await current(execution_id)
         runs = await services.fetch(
-            "SELECT * FROM task_runs WHERE execution_id = $1 ORDER BY start_date, id",
+            # Kestra's taskRunList order: creation order, parents before children (rows
+            # projected before positions existed fall back to creation time).
+            "SELECT * FROM task_runs WHERE execution_id = $1"
+            " ORDER BY position NULLS LAST, start_date, id",
             execution_id,
         )
         return masked_execution(services, execution_from_row(row, runs))

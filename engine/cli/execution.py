@@ -53,7 +53,8 @@ def _state(name: str) -> str:
 
 
 def task_table(execution: JSON) -> Table:
-    """The execution's task runs: one row each, in start order."""
+    """The execution's task runs: one row each, in Kestra's taskRunList order (creation
+    order, parents before children), as the API lists them."""
     title = (
         f"{execution['namespace']}.{execution['flowId']} "
         f"{_state(execution['state']['current'])} {duration(execution['state'].get('durationMs'))}"

@@ -294,7 +294,9 @@ class Ctx:
             state=State.CREATED,
             history=[[State.CREATED.value, self.now]],
             iteration=iteration,
+            position=st.next_position,
         )
+        st.next_position += 1
         st.task_runs[run_id] = run
         self._index().setdefault((parent_id, tuple(values), iteration), {})[run.task_id] = run
         self.touch(run)

@@ -76,6 +76,8 @@ def _decide(state: ExecutionState | None, command: Command, now: datetime) -> De
         state = lifecycle.new_state(command, iso(now))
         ctx = _context(state, command, now)
         ctx.dirty_exec = True
+        for run in state.task_runs.values():  # a replay's copied runs are news to the reader
+            ctx.touch(run)
         _remember(state, command.command_id)
         _apply_start(ctx, command)
         return ctx.finish()

@@ -60,6 +60,8 @@ def new_state(cmd: StartExecution, now: str) -> ExecutionState:
     )
     for data in cmd.seed_task_runs or []:
         run = TaskRun.from_dict(data)
+        run.position = state.next_position
+        state.next_position += 1
         state.task_runs[run.id] = run
     return state
 

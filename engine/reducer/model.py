@@ -122,6 +122,9 @@ class TaskRun:
     iteration: int | None = None
     # Flowable bookkeeping (loop values, chosen branch, child execution id, waitfor count...).
     data: JSON = field(default_factory=dict)
+    # Creation order in the execution (Kestra's taskRunList order: parents before children);
+    # the read model and the API list task runs by it.
+    position: int = -1
 
     @property
     def value(self) -> str | None:
@@ -146,6 +149,7 @@ class TaskRun:
             "outputs": self.outputs,
             "iteration": self.iteration,
             "data": self.data,
+            "position": self.position,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class TaskRun:
             outputs=d.get("outputs") or {},
             iteration=d.get("iteration"),
             data=d.get("data") or {},
+            position=d.get("position", -1),
         )
 
 
@@ -313,6 +318,8 @@ class ExecutionState:
     retry_number: int = 0
     # Restart generation: part of new task-run ids so a re-created run never collides.
     generation: int = 0
+    # The position the next created task run takes (TaskRun.position).
+    next_position: int = 0
     # Caches rebuilt on demand, never serialized.
     seen_index: set[str] | None = field(default=None, compare=False, repr=False)
     task_index: dict[str, JSON] | None = field(default=None, compare=False, repr=False)
@@ -375,11 +382,15 @@ class ExecutionState:
             "original_start": self.original_start,
             "retry_number": self.retry_number,
             "generation": self.generation,
+            "next_position": self.next_position,
         }
 
     @classmethod
     def from_dict(cls, d: JSON) -> ExecutionState:
-        runs = (TaskRun.from_dict(t) for t in d.get("task_runs") or [])
+        runs = [TaskRun.from_dict(t) for t in d.get("task_runs") or []]
+        for index, run in enumerate(runs):  # a snapshot from before positions: list order
+            if run.position < 0:
+                run.position = index
         timers = (Timer.from_dict(t) for t in d.get("timers") or [])
         return cls(
             execution_id=d["execution_id"],
@@ -404,6 +415,7 @@ class ExecutionState:
             original_start=d.get("original_start"),
             retry_number=d.get("retry_number", 0),
             generation=d.get("generation", 0),
+            next_position=d.get("next_position", len(runs)),
         )
 
 
