@@ -1,0 +1,51 @@
+"""Kestra's corpus through the public REST API only, as an outside user runs it.
+
+``headwater dev`` runs as a separate process (its own embedded broker and database); the
+client (:mod:`tests.conformance.outside`) imports nothing of Headwater and talks httpx to it.
+The pass count is printed (``-s``) and must not fall below ``MIN_PASSING``.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+from tests.conformance.outside.api import Client
+from tests.conformance.outside.devserver import dev_server
+from tests.conformance.outside.scenarios import load_manifest, report, run_corpus
+from tests.conftest import CONFORMANCE
+
+# Scenarios that must pass through the public API (the whole corpus is 82).
+MIN_PASSING = 70
+OUTSIDE = pathlib.Path(__file__).parent / "outside"
+_HEADWATER = ("engine", "executors", "triggers", "schemas")
+
+
+def test_outside_client_imports_nothing_of_headwater() -> None:
+    for path in OUTSIDE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in _HEADWATER, f"{path.name} imports {name}"
+
+
+@pytest.mark.conformance
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_kestra_corpus_through_the_public_api(tmp_path: pathlib.Path) -> None:
+    async with dev_server(tmp_path) as url:
+        client = Client(url)
+        try:
+            results = await run_corpus(client, CONFORMANCE)
+        finally:
+            await client.close()
+    text = report(results, load_manifest(CONFORMANCE))
+    print("\n" + text)
+    passed = sum(1 for failures in results.values() if not failures)
+    assert passed >= MIN_PASSING, text
