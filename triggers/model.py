@@ -77,8 +77,11 @@ class SourceContext(Protocol):
         *,
         labels: JSON | None = None,
         inputs: JSON | None = None,
+        render_scope: JSON | None = None,
     ) -> asyncio.Future[Any]:
         """Emit one StartExecution; the future resolves when it is durably in Kafka.
+        ``render_scope``: the variables the trigger's ``inputs`` render with (default: the
+        trigger variables, the flow and its labels).
 
         Raises triggers.payloads.MalformedPayload when the command cannot be encoded (the
         source then calls ``malformed``, as for a payload it cannot decode)."""

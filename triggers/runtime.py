@@ -89,14 +89,16 @@ class _Context:
         *,
         labels: JSON | None = None,
         inputs: JSON | None = None,
+        render_scope: JSON | None = None,
     ) -> asyncio.Future[Any]:
         flow = self._rt.flows.store.get(self.ref.namespace, self.ref.flow_id)
         if flow is None:
             raise HeadwaterError(f"flow of trigger {self.ref} is no longer deployed")
         now = _now()
         cmd, problem = build_start(
-            self.ref, flow, self.trigger, coordinates, variables, now, labels=labels, inputs=inputs
-        )
+            self.ref, flow, self.trigger, coordinates, variables, now,
+            labels=labels, inputs=inputs, render_scope=render_scope,
+        )  # fmt: skip
         if problem is not None:
             self._rt.note(self.ref, last_error=problem, last_error_at=iso(now))
         # Encode before taking a slot: a failure must neither leak the slot nor escape as a

@@ -180,7 +180,13 @@ class ChildExecutionEnded(Command):
     child_execution_id: str
     parent_task_run_id: str
     state: str
-    outputs: JSON = field(default_factory=dict)
+    # The subflow's outputs as the parent's task sees them (the child flow's typed
+    # ``outputs``, else the task's legacy ``outputs`` rendered in the child); None: none.
+    outputs: JSON | None = field(default_factory=dict)
+    # Why the child could not be started (unknown or disabled flow, invalid inputs).
+    error: str | None = None
+    # Why the outputs could not be extracted (Kestra fails the parent's task).
+    outputs_error: str | None = None
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {

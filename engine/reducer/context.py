@@ -27,6 +27,7 @@ from engine.reducer.model import (
 )
 from engine.reducer.render import Renderer
 from engine.reducer.states import State
+from engine.reducer.trigger import execution_variables, trigger_variables
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 # Keys of a task whose values are lists of tasks (Dag wraps each task in {task, dependsOn}).
@@ -52,10 +53,8 @@ class Flowable:
         """Resume a PAUSED run; returns an error message when the inputs are refused."""
         return f"task {run.task_id} ({run.type}) cannot be resumed"
 
-    def on_child_ended(
-        self, ctx: Ctx, run: TaskRun, task: JSON, state: State, outputs: JSON, child: str
-    ) -> None:
-        """A child execution started by this run ended."""
+    def on_child_ended(self, ctx: Ctx, run: TaskRun, task: JSON, ended: Any) -> None:
+        """A child execution started by this run ended (``ended``: ChildExecutionEnded)."""
 
 
 FLOWABLES: dict[str, Flowable] = {}
@@ -146,6 +145,7 @@ class Ctx:
         "decision",
         "dirty_exec",
         "dirty_runs",
+        "moved",
         "narrow",
         "now",
         "now_dt",
@@ -160,6 +160,8 @@ class Ctx:
         self.decision = Decision(state)
         self.dirty_runs: dict[str, None] = {}
         self.dirty_exec = False
+        # The execution's state changed in this decision (see finish).
+        self.moved = False
         # True while deciding a task run's own news (TaskStarted, TaskResult, Heartbeat): only
         # the runs it touches can move, so loops may skip their untouched running iterations.
         self.narrow = False
@@ -208,9 +210,14 @@ class Ctx:
             events.append(Event("TaskRunUpdated", st.execution_id, st.seq, self.now, payload))
         if self.dirty_exec:
             st.seq += 1
-            events.append(
-                Event("ExecutionUpdated", st.execution_id, st.seq, self.now, st.summary())
-            )
+            summary = st.summary()
+            if self.moved:
+                # A state change is what Flow triggers evaluate; their `inputs` may read the
+                # execution's task outputs (Flow.evaluate renders them in its RunContext).
+                outputs = self.outputs_map()
+                if outputs:
+                    summary["task_outputs"] = outputs
+            events.append(Event("ExecutionUpdated", st.execution_id, st.seq, self.now, summary))
         return self.decision
 
     # --- state changes -----------------------------------------------------------------
@@ -236,6 +243,7 @@ class Ctx:
         changed = self.state.set_state(state, self.now)
         if changed:
             self.dirty_exec = True
+            self.moved = True
         return changed
 
     def set_outputs(self, run: TaskRun, outputs: JSON) -> None:
@@ -420,7 +428,10 @@ class Ctx:
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
             variables["inputs"] = inputs
         if st.trigger is not None:
-            variables["trigger"] = st.trigger
+            trigger = trigger_variables(st.trigger)
+            if trigger is not None:
+                variables["trigger"] = trigger
+            variables.update(execution_variables(st.trigger))
         if run is None:
             return variables
         variables["task"] = {"id": run.task_id, "type": run.type}

@@ -254,8 +254,7 @@ def _apply_child_ended(ctx: Ctx, cmd: ChildExecutionEnded) -> None:
     if run is None or handler is None:
         ctx.log("WARN", f"end of child {cmd.child_execution_id} for unknown task run dropped")
         return
-    state = State(cmd.state)
-    handler.on_child_ended(ctx, run, ctx.task_of(run), state, cmd.outputs, cmd.child_execution_id)
+    handler.on_child_ended(ctx, run, ctx.task_of(run), cmd)
     lifecycle.advance(ctx)
 
 

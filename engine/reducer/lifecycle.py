@@ -10,6 +10,7 @@ next execution, and a subflow child tells its parent.
 from __future__ import annotations
 
 from engine.errors import ExpressionError
+from engine.flows.input_types import InvalidValue, parse_value
 from engine.reducer import sla
 from engine.reducer.context import FLOWABLES, Ctx
 from engine.reducer.flow_subflow import CORRELATION_LABEL, kill_child
@@ -95,6 +96,8 @@ def advance(ctx: Ctx) -> None:
 
 
 def _render_outputs(ctx: Ctx) -> JSON | None:
+    """The flow's ``outputs``, rendered and typed (ExecutorService.onEnd +
+    FlowInputOutput.typedOutputs); raises ValueError/ExpressionError with Kestra's message."""
     specs = ctx.state.flow.get("outputs")
     if not isinstance(specs, list) or not specs:
         return None
@@ -102,8 +105,31 @@ def _render_outputs(ctx: Ctx) -> JSON | None:
     out: JSON = {}
     for spec in specs:
         if isinstance(spec, dict) and "id" in spec:
-            out[str(spec["id"])] = ctx.renderer.render_value(spec.get("value"), variables)
+            value = ctx.renderer.render_value(spec.get("value"), variables)
+            out[str(spec["id"])] = typed_output(spec, value)
     return out
+
+
+# Output types whose value may be null (FlowInputOutput.parseType passes them through).
+_NULLABLE = frozenset({"STRING", "ENUM", "SELECT", "EMAIL"})
+
+
+def typed_output(spec: JSON, value: object) -> object:
+    """One flow output of its declared ``type`` (Kestra's parseType; no type: as rendered)."""
+    kind = str(spec.get("type") or "").upper()
+    if not kind:
+        return value
+    name = spec.get("id")
+    if value is None:
+        if kind in _NULLABLE:
+            return None
+        raise ValueError(f"Invalid output for `{name}`, Expected `{kind}` but received `null`")
+    try:
+        return parse_value(spec, value)
+    except InvalidValue as exc:
+        raise ValueError(
+            f"Invalid output for `{name}`, {exc.message}, but received `{value}`"
+        ) from exc
 
 
 def _new_execution_policy(ctx: Ctx) -> RetryPolicy | None:
@@ -120,14 +146,20 @@ def _new_execution_policy(ctx: Ctx) -> RetryPolicy | None:
 
 
 def end(ctx: Ctx, final: State) -> None:
+    """End the execution: its flow outputs (any end; a failure to render or type them fails
+    the execution, as ExecutorService.onEnd does), a CREATE_NEW_EXECUTION retry, and the
+    parent of a subflow child told."""
     st = ctx.state
     if st.killing:
         final = State.KILLED
-    if final in (State.SUCCESS, State.WARNING):
-        try:
-            st.outputs = _render_outputs(ctx)
-        except (ExpressionError, ValueError, TypeError) as exc:
-            ctx.log("ERROR", f"flow outputs: {getattr(exc, 'message', exc)}")
+    outputs_error: str | None = None
+    try:
+        st.outputs = _render_outputs(ctx)
+    except (ExpressionError, ValueError, TypeError) as exc:
+        outputs_error = str(getattr(exc, "message", exc))
+        ctx.log("ERROR", f"Failed to render output values: {outputs_error}")
+        st.outputs = None
+        if final != State.KILLED:
             final = State.FAILED
     if final == State.FAILED and _retry_as_new_execution(ctx):
         final = State.RETRIED
@@ -136,22 +168,35 @@ def end(ctx: Ctx, final: State) -> None:
         ctx.cancel(timer_id)
     parent = st.parent
     if parent is not None and parent.wait and final != State.RETRIED:
-        outputs: JSON = dict(st.outputs or {})
-        if parent.outputs and final in (State.SUCCESS, State.WARNING):
-            try:
-                extra = ctx.renderer.render_value(parent.outputs, ctx.variables(None))
-                outputs.update(extra if isinstance(extra, dict) else {})
-            except (ExpressionError, ValueError, TypeError) as exc:
-                ctx.log("ERROR", f"subflow outputs: {getattr(exc, 'message', exc)}")
+        sent, error = _outputs_for_parent(ctx, outputs_error)
         command = ChildExecutionEnded(
             command_id=make_id("ended", st.execution_id, len(st.history)),
             execution_id=parent.execution_id,
             child_execution_id=st.execution_id,
             parent_task_run_id=parent.task_run_id,
             state=final.value,
-            outputs=outputs,
+            outputs=sent,
+            outputs_error=error,
         )
         ctx.decision.commands.append(OutgoingCommand(command))
+
+
+def _outputs_for_parent(ctx: Ctx, outputs_error: str | None) -> tuple[JSON | None, str | None]:
+    """Subflow.createSubflowExecutionResult, rendered in the child: the flow's typed outputs,
+    else the parent task's deprecated ``outputs`` map; (outputs or None, error or None)."""
+    st = ctx.state
+    if outputs_error is not None:
+        return None, outputs_error
+    if st.outputs is not None:
+        return dict(st.outputs), None
+    legacy = st.parent.outputs if st.parent else None
+    if not legacy:
+        return None, None
+    try:
+        rendered = ctx.renderer.render_value(legacy, ctx.variables(None))
+    except (ExpressionError, ValueError, TypeError) as exc:
+        return None, str(getattr(exc, "message", exc))
+    return (rendered if isinstance(rendered, dict) else {}), None
 
 
 def _retry_as_new_execution(ctx: Ctx) -> bool:
