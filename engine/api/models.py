@@ -127,6 +127,10 @@ class ExecutionCreated(_Out):
     state: str = Field(description="CREATED: the executor picks it up from hw.commands.")
     inputs: JSON
     labels: list[Label]
+    scheduleDate: str | None = Field(None, description="When it starts, if not now.")
+    unknownInputs: list[str] = Field(
+        default_factory=list, description="Given inputs the flow does not declare (ignored)."
+    )
 
 
 class ExecutionCreate(_In):

@@ -78,6 +78,9 @@ class StartExecution(Command):
     # The flow's concurrency admission (engine.reducer.admission): RUN, QUEUED (wait for an
     # Admitted command), CANCELLED or FAILED (the execution ends at once).
     admission: str = "RUN"
+    # What the creator noticed and the execution's logs should say (WARN), e.g. inputs the
+    # flow does not declare.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

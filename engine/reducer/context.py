@@ -145,6 +145,7 @@ class Ctx:
         "decision",
         "dirty_exec",
         "dirty_runs",
+        "env",
         "moved",
         "narrow",
         "now",
@@ -153,8 +154,17 @@ class Ctx:
         "tasks",
     )
 
-    def __init__(self, state: ExecutionState, now: datetime, seed: str, tasks: dict[str, JSON]):
+    def __init__(
+        self,
+        state: ExecutionState,
+        now: datetime,
+        seed: str,
+        tasks: dict[str, JSON],
+        env: JSON | None = None,
+    ):
         self.state = state
+        # The executor's ``envs`` and ``globals`` (RunContextCache), given like ``now``.
+        self.env: JSON = env or {}
         self.now_dt = now
         self.now = iso(now)
         self.decision = Decision(state)
@@ -409,6 +419,8 @@ class Ctx:
         st = self.state
         start = st.history[0][1] if st.history else self.now
         variables: JSON = {
+            "envs": self.env.get("envs") or {},
+            "globals": self.env.get("globals") or {},
             "flow": {
                 "id": st.flow_id,
                 "namespace": st.namespace,

@@ -79,14 +79,14 @@ def advance(ctx: Ctx) -> None:
     st = ctx.state
     if st.state.is_terminal or st.state in (State.CREATED, State.QUEUED):
         return
+    if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
+        ctx.set_exec_state(State.RUNNING)
     flow = st.flow
     final = run_scope(ctx, None, flow.get("tasks"), flow.get("errors"), flow.get("finally"), [])
     if final is not None:
         end(ctx, final)
         return
-    if st.state in (State.KILLING, State.RESTARTED):
-        if st.state == State.RESTARTED:
-            ctx.set_exec_state(State.RUNNING)
+    if st.state == State.KILLING:
         return
     paused = any(r.state == State.PAUSED for r in st.task_runs.values())
     if paused and st.state == State.RUNNING:

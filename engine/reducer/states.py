@@ -78,7 +78,10 @@ TO_STATES: Final[dict[State, frozenset[State]]] = {
     State.RUNNING: frozenset(
         {State.PAUSED, State.RETRYING, State.KILLING, *TERMINAL} - {State.SKIPPED}
     ),
-    State.PAUSED: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
+    # A resumed execution is RESTARTED, then RUNNING (ExecutionService.markAs).
+    State.PAUSED: frozenset(
+        {State.RUNNING, State.RESTARTED, State.KILLING, *TERMINAL} - {State.SKIPPED}
+    ),
     State.RETRYING: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
     State.RESTARTED: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
     State.KILLING: frozenset({State.KILLED, State.FAILED, State.SUCCESS, State.WARNING}),

@@ -81,7 +81,8 @@ class Client:
             response = await self.http.post(
                 path, params=query, data=fields, files=files or {"": ("", b"")}
             )
-        elif inputs is None and not labels:
+        elif inputs is None:
+            query += [("labels", f"{k}:{v}") for k, v in (labels or {}).items()]
             response = await self.http.post(path, params=query)
         else:
             body: JSON = {"inputs": inputs or {}}

@@ -119,7 +119,11 @@ def _labels(sc: JSON) -> dict[str, str]:
 
 
 async def _start(client: Client, sc: JSON, inputs: Any) -> str:
-    created = await client.create(sc["namespace"], sc["id"], inputs, _labels(sc))
+    """Create the execution as Kestra's own client does: a multipart form of inputs (none at
+    all when the scenario gives none) and labels as ``labels=key:value``."""
+    created = await client.create(
+        sc["namespace"], sc["id"], inputs, _labels(sc), multipart=inputs is not None
+    )
     return str(created["id"])
 
 
@@ -330,7 +334,12 @@ async def run_flow_trigger(
     if len(started) != 1:
         problems.append(f"{len(started)} executions of {sc['id']} started, expected 1")
     main = await client.wait_terminal(started[0]["id"])
-    return await finish(client, sc, main, files, problems=problems)
+    outcome = await finish(client, sc, main, files, problems=problems)
+    # The executions this scenario started come first (a reused server has older ones).
+    for execution in (ended, await client.get(last["id"])):
+        mine = outcome.by_flow.setdefault(execution["flowId"], [])
+        outcome.by_flow[execution["flowId"]] = [execution, *mine]
+    return outcome
 
 
 async def run_webhook_condition(client: Client, sc: JSON, inputs: Any, files: Any) -> Outcome:
@@ -411,10 +420,27 @@ async def run_scenario(client: Client, sc: JSON, files: dict[str, tuple[str, str
         try:
             outcome = await action(client, sc, given, files)
         except ApiError as exc:
-            failures.append(f"{prefix}{exc}")
+            if given is None and "422" in str(exc) and "missing required input" in str(exc):
+                # Kestra's tests start these without inputs behind the API; through its API
+                # Kestra refuses them the same way (readExecutionInputs: 422).
+                failures.append(f"{prefix}{KESTRA_REFUSES}{exc}")
+            else:
+                failures.append(f"{prefix}{exc}")
             continue
         failures.extend(prefix + f for f in check(sc, outcome))
     return failures
+
+
+# A scenario Kestra's own API refuses too (see run_scenario): reported, not a difference.
+KESTRA_REFUSES = "refused as Kestra's API refuses it: "
+
+
+def passed(failures: list[str]) -> bool:
+    return not failures
+
+
+def refused_like_kestra(failures: list[str]) -> bool:
+    return bool(failures) and all(KESTRA_REFUSES in f for f in failures)
 
 
 def _group(sc: JSON) -> str:
@@ -458,12 +484,18 @@ def report(results: dict[str, list[str]], scenarios: list[JSON]) -> str:
         entry = by_category[str(sc.get("category"))]
         entry[0] += not results[sc["scenario"]]
         entry[1] += 1
-    passed = sum(p for p, _ in by_category.values())
+    ok = sum(p for p, _ in by_category.values())
     total = sum(t for _, t in by_category.values())
-    lines = [f"public-API conformance: {passed}/{total} scenarios pass"]
+    refused = sorted(n for n, f in results.items() if refused_like_kestra(f))
+    lines = [f"public-API conformance: {ok}/{total} scenarios pass"]
+    if refused:
+        lines.append(
+            f"  {len(refused)} more cannot run through Kestra's public API either "
+            f"(no inputs, a required input without default: 422): {', '.join(refused)}"
+        )
     for category, (ok, count) in sorted(by_category.items()):
         lines.append(f"  {category:45s} {ok}/{count}")
     for name, failures in sorted(results.items()):
-        if failures:
+        if failures and not refused_like_kestra(failures):
             lines.append(f"  FAIL {name}: {' | '.join(failures)[:600]}")
     return "\n".join(lines)
