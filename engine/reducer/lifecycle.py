@@ -81,6 +81,11 @@ def advance(ctx: Ctx) -> None:
         return
     if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
         ctx.set_exec_state(State.RUNNING)
+    if st.flow.get("sla"):
+        ending = sla.check_assertions(ctx)
+        if ending is not None:
+            end(ctx, ending)
+            return
     flow = st.flow
     final = run_scope(ctx, None, flow.get("tasks"), flow.get("errors"), flow.get("finally"), [])
     if final is not None:
