@@ -88,3 +88,38 @@ def test_two_parallel_pauses_restart_the_execution_only_when_both_resumed() -> N
     sim.send(Resume(command_id="r2", execution_id="e1", task_run_id=runs["p2"]))
     sim.run()
     assert _history(sim.state())[-3:] == ["RESTARTED", "RUNNING", "SUCCESS"]
+
+
+RESUME = "io.kestra.plugin.core.execution.Resume"
+
+
+def test_a_resume_task_resumes_its_own_paused_task_with_inputs() -> None:
+    sim = Sim()
+    pause = {"id": "p", "type": PAUSE, "onResume": [{"id": "ok", "type": "BOOLEAN"}]}
+    sim.start(
+        flow([{"id": "par", "type": "io.kestra.plugin.core.flow.Parallel",
+               "tasks": [pause, {"id": "r", "type": RESUME, "inputs": {"ok": "{{ true }}"}}]}])
+    )  # fmt: skip
+    sim.run()
+    runs = {r.task_id: r for r in sim.state().task_runs.values()}
+    assert runs["r"].state == State.SUCCESS
+    assert [a.state for a in runs["r"].attempts] == [State.SUCCESS]
+    assert runs["p"].outputs == {"onResume": {"ok": True}}
+    assert sim.state().state == State.SUCCESS
+
+
+def test_a_resume_task_targets_another_execution_or_fails_with_kestras_message() -> None:
+    sim = Sim()
+    sim.start(flow([{"id": "r", "type": RESUME, "executionId": "{{ 'other' }}"}]))
+    sim.run(route_children=False)
+    assert [(c.type, c.execution_id) for c in sim.outgoing] == [("Resume", "other")]
+    for task, message in (
+        ({"id": "r", "type": RESUME}, "The execution is not paused"),
+        ({"id": "r", "type": RESUME, "namespace": "n"}, "should only be set when `executionId`"),
+        ({"id": "r", "type": RESUME, "executionId": "x", "flowId": "f"}, "Both `namespace`"),
+    ):
+        failed = Sim()
+        failed.start(flow([task]))
+        failed.run()
+        assert failed.state().state == State.FAILED
+        assert any(message in m for m in _logs(failed))
