@@ -142,6 +142,7 @@ class Ctx:
         "_outputs",
         "_renderer",
         "_seed",
+        "_tasks",
         "decision",
         "dirty_exec",
         "dirty_runs",
@@ -179,6 +180,7 @@ class Ctx:
         self._seed = seed
         self._renderer: Renderer | None = None  # most commands render nothing
         self._outputs: JSON | None = None
+        self._tasks: JSON | None = None
         self._logs: list[JSON] = []
 
     @property
@@ -206,6 +208,7 @@ class Ctx:
 
     def touch(self, run: TaskRun) -> None:
         self.dirty_runs[run.id] = None
+        self._tasks = None
 
     def finish(self) -> Decision:
         st = self.state
@@ -406,6 +409,23 @@ class Ctx:
             self._outputs = out
         return self._outputs
 
+    def tasks_map(self) -> JSON:
+        """RunVariables' ``tasks``: each task's state (``tasks.t.state``), by loop value
+        for runs that have one (``tasks.t['a'].state``)."""
+        if self._tasks is None:
+            out: JSON = {}
+            for run in self.state.task_runs.values():
+                entry = {"state": run.state.value}
+                if run.value is None:
+                    out[run.task_id] = entry
+                else:
+                    node = out.get(run.task_id)
+                    if not isinstance(node, dict) or "state" in node:
+                        node = out[run.task_id] = {}
+                    node[run.value] = entry
+            self._tasks = out
+        return self._tasks
+
     def input_variables(self) -> JSON:
         """Given inputs over the declared defaults: an execution created without inputs
         (a trigger, ``inputs_mode: none``) still reads each input's default."""
@@ -435,6 +455,7 @@ class Ctx:
             "vars": st.flow.get("variables") or {},
             "labels": _nested_labels(st.labels),
             "outputs": self.outputs_map(),
+            "tasks": self.tasks_map(),
         }
         inputs = self.input_variables()
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
