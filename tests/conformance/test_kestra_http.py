@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -17,8 +19,9 @@ from tests.conformance.outside.devserver import dev_server
 from tests.conformance.outside.scenarios import load_manifest, report, run_corpus
 from tests.conftest import CONFORMANCE
 
-# Scenarios that must pass through the public API (the whole corpus is 82).
-MIN_PASSING = 70
+# Scenarios that must pass through the public API: 81 of the 82 (allow-failure-no-crash
+# starts a flow without its required input, which Kestra's API refuses too: 422).
+MIN_PASSING = 81
 OUTSIDE = pathlib.Path(__file__).parent / "outside"
 _HEADWATER = ("engine", "executors", "triggers", "schemas")
 
@@ -38,13 +41,19 @@ def test_outside_client_imports_nothing_of_headwater() -> None:
 @pytest.mark.conformance
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-async def test_kestra_corpus_through_the_public_api(tmp_path: pathlib.Path) -> None:
-    async with dev_server(tmp_path) as url:
-        client = Client(url)
-        try:
-            results = await run_corpus(client, CONFORMANCE)
-        finally:
-            await client.close()
+async def test_kestra_corpus_through_the_public_api() -> None:
+    # Not pytest's tmp_path: a concurrent pytest run of the same user prunes old basetemp
+    # directories, which would delete the server's database under it.
+    work = pathlib.Path(tempfile.mkdtemp(prefix="hw-outside-"))
+    try:
+        async with dev_server(work) as url:
+            client = Client(url)
+            try:
+                results = await run_corpus(client, CONFORMANCE)
+            finally:
+                await client.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     text = report(results, load_manifest(CONFORMANCE))
     print("\n" + text)
     passed = sum(1 for failures in results.values() if not failures)
