@@ -13,8 +13,10 @@ executor on every execution state change):
   variables: {executionId, namespace, flowId, flowRevision, state}}`` of the execution that
   fired it; its ``inputs`` are rendered with that execution's variables (its ``outputs`` of
   tasks, ``inputs``, ``labels``, ``execution.id``...) and ``trigger.outputs``, its flow
-  outputs. An input that fails to render is recorded as the trigger's error, as Kestra logs
-  "Failed to trigger flow ... invalid inputs".
+  outputs (Headwater also keeps the five trigger variables under ``trigger`` there). An input
+  that fails to render is recorded as the trigger's error (Kestra logs "Failed to trigger
+  flow ... invalid inputs" and starts nothing) and the execution is created FAILED with the
+  message, so the failure shows where executions are watched.
 
 Parser: an hw.events ``ExecutionUpdated`` snapshot. Several snapshots show the same state (a
 label or an output changed since); a state change is identified by the length of the state
@@ -93,7 +95,9 @@ def inputs_scope(namespace: str, flow_id: str, summary: JSON) -> JSON:
         "inputs": summary.get("inputs") or {},
         "labels": summary.get("labels") or {},
         "outputs": summary.get("task_outputs") or {},
-        "trigger": {"outputs": summary.get("outputs") or {}},
+        # Kestra puts only `outputs` here; the trigger's own variables are kept beside it
+        # (a superset: `{{ trigger.executionId }}` renders instead of failing).
+        "trigger": {**parse(summary), "outputs": summary.get("outputs") or {}},
     }
 
 
@@ -176,7 +180,7 @@ class FlowTriggerSource:
             return None
         execution_id = str(summary.get("id"))
         step = transition(summary)
-        if self._seen.get(execution_id, 0) >= step:
+        if self._seen.get(execution_id, -1) >= step:
             return None
         self._seen[execution_id] = step
         self._seen.move_to_end(execution_id)

@@ -101,6 +101,9 @@ class _Context:
         )  # fmt: skip
         if problem is not None:
             self._rt.note(self.ref, last_error=problem, last_error_at=iso(now))
+            # The execution is created FAILED with the message (Kestra creates none and only
+            # logs a warning; a failed execution is where a user looks).
+            cmd.error = f"trigger '{self.ref.trigger_id}': {problem}"
         # Encode before taking a slot: a failure must neither leak the slot nor escape as a
         # crash (the source would restart and meet the same input again).
         try:

@@ -81,6 +81,9 @@ class StartExecution(Command):
     # What the creator noticed and the execution's logs should say (WARN), e.g. inputs the
     # flow does not declare.
     notes: list[str] = field(default_factory=list)
+    # Why the execution cannot run (a trigger's inputs that did not render): it is created
+    # FAILED with this message at ERROR, never started with half-rendered inputs.
+    error: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -163,6 +163,10 @@ def _internal_failure(
 def _apply_start(ctx: Ctx, cmd: StartExecution) -> None:
     for note in cmd.notes:
         ctx.log("WARN", note)
+    if cmd.error is not None:
+        ctx.log("ERROR", cmd.error)
+        ctx.set_exec_state(State.FAILED)
+        return
     admission = cmd.admission.upper()
     if admission in ("CANCELLED", "FAILED"):
         ctx.log("WARN", f"flow concurrency limit reached: execution {admission}")

@@ -70,7 +70,7 @@ class FlowTriggers:
     def observe(self, world: World, summary: JSON, now: datetime) -> list[StartExecution]:
         """The StartExecutions the Flow triggers fire for one ExecutionUpdated payload."""
         step = transition(summary)
-        if self.seen.get(str(summary.get("id")), 0) >= step:  # the same state again
+        if self.seen.get(str(summary.get("id")), -1) >= step:  # the same state again
             return []
         self.seen[str(summary.get("id"))] = step
         bindings = self.bindings(world)
@@ -91,8 +91,9 @@ class FlowTriggers:
                 ref, flow, trigger, outcome.coordinates, outcome.variables, now,
                 render_scope=outcome.scope,
             )  # fmt: skip
-            if problem is not None:  # the runtime records it as the trigger's last error
+            if problem is not None:  # the runtime records it and fails the execution
                 world.problems.append(f"note: trigger {ref}: {problem}")
+                cmd.error = f"trigger '{ref.trigger_id}': {problem}"
             self.fired.append((ref.key, cmd.execution_id))
             commands.append(cmd)
         return commands

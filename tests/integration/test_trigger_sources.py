@@ -314,7 +314,7 @@ class Commands:
 
 
 def _check(commands: Commands, case: Case, expected: set[str]) -> None:
-    seen = [case.seen(c.trigger or {}) for c in commands.starts.values()]
+    seen = [case.seen((c.trigger or {}).get("variables") or {}) for c in commands.starts.values()]
     assert len(commands.starts) == len(expected), (len(commands.starts), commands.wire)
     assert sorted(seen) == sorted(expected)  # one execution per input, none twice
 

@@ -152,3 +152,23 @@ def test_a_legacy_trigger_of_bare_variables_still_reads() -> None:
     assert trigger_variables({"body": 1}) == {"body": 1}
     assert trigger_variables(None) is None
     assert execution_variables({"body": 1}) == {}
+
+
+def test_trigger_inputs_that_do_not_render_fail_the_execution_with_the_message() -> None:
+    trigger = {"id": "listen", "type": "io.kestra.plugin.core.trigger.Flow",
+               "inputs": {"x": "{{ trigger.nope.deeper }}"}}  # fmt: skip
+    down = flow([log("a")], triggers=[trigger])
+    cmd, problem = build_start(
+        TriggerRef("ns", "down", "listen"), down, trigger, "c", {"executionId": "u"}, NOW,
+        render_scope={"trigger": {"outputs": {}}},
+    )  # fmt: skip
+    assert problem is not None
+    cmd.error = f"trigger 'listen': {problem}"  # what the runtime does with the problem
+    sim = Sim()
+    sim.queue.append(cmd)
+    sim.run()
+    state = sim.states[cmd.execution_id]
+    assert state.state.value == "FAILED"
+    assert not state.task_runs
+    logs = [e.payload for d in sim.decisions for e in d.events if e.type == "LogEmitted"]
+    assert any(p["level"] == "ERROR" and "input 'x'" in p["message"] for p in logs)
