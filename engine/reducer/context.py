@@ -8,6 +8,7 @@ Flowable task families register a :class:`Flowable` handler here by canonical ty
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -455,8 +456,11 @@ class Ctx:
             "vars": st.flow.get("variables") or {},
             "labels": _nested_labels(st.labels),
             "outputs": self.outputs_map(),
-            "tasks": self.tasks_map(),
         }
+        if task is None or mentions_tasks(task):
+            # Rebuilt whenever a run changes: only for the tasks that read it (a big loop
+            # would otherwise rebuild it for every job it dispatches).
+            variables["tasks"] = self.tasks_map()
         inputs = self.input_variables()
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
             variables["inputs"] = inputs
@@ -489,6 +493,32 @@ class Ctx:
             variables["parents"] = parents
             variables["parent"] = parents[0]
         return variables
+
+
+# Task dicts -> whether an expression of theirs names the ``tasks`` variable (same caching
+# rule as the task index: keyed by identity, holding the task so an id is never reused).
+_MENTIONS: dict[int, tuple[JSON, bool]] = {}
+_TASKS_WORD = re.compile(r"\btasks\b")
+
+
+def mentions_tasks(task: JSON) -> bool:
+    hit = _MENTIONS.get(id(task))
+    if hit is not None and hit[0] is task:
+        return hit[1]
+    found = False
+    stack: list[Any] = [v for k, v in task.items() if k not in _TASK_LISTS]
+    while stack and not found:
+        node = stack.pop()
+        if isinstance(node, str):
+            found = ("{{" in node or "{%" in node) and _TASKS_WORD.search(node) is not None
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if len(_MENTIONS) >= INDEX_CACHE:
+        _MENTIONS.clear()
+    _MENTIONS[id(task)] = (task, found)
+    return found
 
 
 def _taskrun_variables(run: TaskRun) -> JSON:

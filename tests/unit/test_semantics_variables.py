@@ -34,11 +34,12 @@ def test_tasks_holds_each_tasks_state_by_loop_value() -> None:
                 log("a"),
                 {"id": "each", "type": "io.kestra.plugin.core.flow.ForEach", "values": ["x", "y"],
                  "tasks": [log("in")]},
-                log("last"),
+                log("last", message="{{ tasks.a.state }}"),
             ]
         )
     )  # fmt: skip
     sim.run()
+    assert "tasks" not in next(j.context for j in sim.jobs if j.task["id"] == "a")
     tasks = next(j.context for j in sim.jobs if j.task["id"] == "last")["tasks"]
     assert tasks["a"] == {"state": "SUCCESS"}
     assert tasks["in"] == {"x": {"state": "SUCCESS"}, "y": {"state": "SUCCESS"}}
