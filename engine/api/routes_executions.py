@@ -89,8 +89,8 @@ WHERE t.execution_id = $1
 """
 _COLUMNS = (
     "id, namespace, flow_id, flow_revision, state, labels, inputs, outputs, trigger,"
-    " parent_execution_id, original_execution_id, start_date, end_date, duration_ms,"
-    " state_history, last_seq"
+    " parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
+    " duration_ms, state_history, last_seq"
 )
 _TERMINAL = frozenset(s.value for s in State if s.is_terminal)
 
