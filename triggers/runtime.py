@@ -36,6 +36,7 @@ from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
 from engine.bus.wire import command_record
 from engine.errors import HeadwaterError
+from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.flows.store import FlowFollower
 from engine.reducer.ids import iso
 from engine.settings import Settings
@@ -62,7 +63,7 @@ _STATE_FLUSH_S = 1.0
 _RESTART_FIRST_S = 1.0
 _RESTART_MAX_S = 30.0
 # Sources own these trigger types; Webhook triggers are served by the API.
-SOURCE_TYPES = frozenset({m.SCHEDULE, m.KAFKA, m.MQTT, m.AMQP, m.FILE, m.FLOW})
+SOURCE_TYPES = frozenset({m.SCHEDULE, m.SCHEDULE_ON_DATES, m.KAFKA, m.MQTT, m.AMQP, m.FILE, m.FLOW})
 
 
 def _now() -> datetime:
@@ -90,6 +91,7 @@ class _Context:
         labels: JSON | None = None,
         inputs: JSON | None = None,
         render_scope: JSON | None = None,
+        scheduled: str | None = None,
     ) -> asyncio.Future[Any]:
         flow = self._rt.flows.store.get(self.ref.namespace, self.ref.flow_id)
         if flow is None:
@@ -99,6 +101,9 @@ class _Context:
             self.ref, flow, self.trigger, coordinates, variables, now,
             labels=labels, inputs=inputs, render_scope=render_scope,
         )  # fmt: skip
+        cmd.scheduled = scheduled
+        if problem is None and self.trigger.get("type") in _TYPED_INPUTS:
+            problem = typed_trigger_inputs(cmd, flow)
         if problem is not None:
             self._rt.note(self.ref, last_error=problem, last_error_at=iso(now))
             # The execution is created FAILED with the message (Kestra creates none and only
@@ -397,6 +402,26 @@ class TriggerRuntime:
         self._flow_source = Supervised("flow-triggers", source.run(), self._crashed)
 
 
+# Triggers whose inputs Kestra types against the flow's (generateScheduledExecution calls
+# readExecutionInputs); a Flow trigger's inputs are passed as rendered.
+_TYPED_INPUTS = frozenset({m.SCHEDULE, m.SCHEDULE_ON_DATES})
+
+
+def typed_trigger_inputs(cmd: Any, flow: JSON) -> str | None:
+    """Type ``cmd.inputs`` (with the flow's defaults) in place; the problem, if any."""
+    try:
+        cmd.inputs = resolve_inputs(
+            flow.get("inputs"),
+            cmd.inputs,
+            mode="typed",
+            render_default=flow_default_renderer(flow),
+            flow_id=cmd.flow_id,
+        )
+    except InputValidationError as exc:
+        return exc.message
+    return None
+
+
 def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext], Source]]:
     """The source of each trigger type (imports are lazy: paho / aio-pika load on use)."""
 
@@ -404,6 +429,11 @@ def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext
         from triggers.schedule import ScheduleSource
 
         return ScheduleSource(ctx)
+
+    def on_dates(ctx: m.SourceContext) -> Source:
+        from triggers.schedule_dates import ScheduleOnDatesSource
+
+        return ScheduleOnDatesSource(ctx)
 
     def kafka(ctx: m.SourceContext) -> Source:
         from triggers.kafka import KafkaSource
@@ -425,7 +455,14 @@ def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext
 
         return FileSource(ctx, settings.triggers.file_poll_interval_s)
 
-    return {m.SCHEDULE: schedule, m.KAFKA: kafka, m.MQTT: mqtt, m.AMQP: amqp, m.FILE: files}
+    return {
+        m.SCHEDULE: schedule,
+        m.SCHEDULE_ON_DATES: on_dates,
+        m.KAFKA: kafka,
+        m.MQTT: mqtt,
+        m.AMQP: amqp,
+        m.FILE: files,
+    }
 
 
 async def run_triggers(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -59,6 +59,8 @@ async def test_schedule_recovers_missed_ticks_and_two_runtimes_never_duplicate(
     withSeconds: true
     inputs: {when: "{{ trigger.date }}"}
 """,
+        # Kestra types a Schedule's inputs against the flow's (undeclared ones are dropped).
+        inputs_yaml="\ninputs:\n  - id: when\n    type: STRING",
     )
     # The trigger last fired 5 s ago: the ticks since then are recovered (ALL, the default).
     last = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)

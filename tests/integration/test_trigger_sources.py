@@ -257,10 +257,12 @@ async def env(settings: Settings) -> AsyncIterator[tuple[Settings, Topics]]:
         yield value
 
 
-async def deploy(s: Settings, topics: Topics, trigger_yaml: str, flow_id: str = "f") -> None:
+async def deploy(
+    s: Settings, topics: Topics, trigger_yaml: str, flow_id: str = "f", inputs_yaml: str = ""
+) -> None:
     text = f"""
 id: {flow_id}
-namespace: test.triggers
+namespace: test.triggers{inputs_yaml}
 tasks:
   - id: log
     type: io.kestra.plugin.core.log.Log
