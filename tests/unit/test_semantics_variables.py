@@ -44,3 +44,14 @@ def test_tasks_holds_each_tasks_state_by_loop_value() -> None:
     assert tasks["a"] == {"state": "SUCCESS"}
     assert tasks["in"] == {"x": {"state": "SUCCESS"}, "y": {"state": "SUCCESS"}}
     assert tasks["last"] == {"state": "CREATED"}
+
+
+def test_if_outputs_its_evaluation_result() -> None:
+    sim = Sim()
+    sim.start(
+        flow([{"id": "if", "type": "io.kestra.plugin.core.flow.If", "condition": "{{ 1 > 2 }}",
+               "then": [log("yes")], "else": [log("no")]}])
+    )  # fmt: skip
+    sim.run()
+    run = next(r for r in sim.state().task_runs.values() if r.task_id == "if")
+    assert run.outputs == {"evaluationResult": False}
