@@ -168,6 +168,7 @@ def end(ctx: Ctx, final: State) -> None:
             final = State.FAILED
     if final == State.FAILED and _retry_as_new_execution(ctx):
         final = State.RETRIED
+        _mark_retried(ctx)
     ctx.set_exec_state(final)
     for timer_id in list(st.timers):
         ctx.cancel(timer_id)
@@ -202,6 +203,21 @@ def _outputs_for_parent(ctx: Ctx, outputs_error: str | None) -> tuple[JSON | Non
     except (ExpressionError, ValueError, TypeError) as exc:
         return None, str(getattr(exc, "message", exc))
     return (rendered if isinstance(rendered, dict) else {}), None
+
+
+def _mark_retried(ctx: Ctx) -> None:
+    """markWithTaskRunAs(RETRIED, markParents): each failed runnable (or Subflow) run and
+    the runs above it are RETRIED, as the execution is."""
+    st = ctx.state
+    for run in list(st.task_runs.values()):
+        if run.state != State.FAILED:
+            continue
+        if FLOWABLES.get(run.type) is not None and not run.type.endswith(".Subflow"):
+            continue
+        node: TaskRun | None = run
+        while node is not None:
+            ctx.set_state(node, State.RETRIED)
+            node = st.task_runs.get(node.parent_id) if node.parent_id else None
 
 
 def _retry_as_new_execution(ctx: Ctx) -> bool:

@@ -87,7 +87,9 @@ TO_STATES: Final[dict[State, frozenset[State]]] = {
     State.KILLING: frozenset({State.KILLED, State.FAILED, State.SUCCESS, State.WARNING}),
     State.SUCCESS: frozenset({State.RESTARTED}),
     State.WARNING: frozenset({State.RESTARTED}),
-    State.FAILED: frozenset({State.RESTARTED}),
+    # RETRIED: a CREATE_NEW_EXECUTION retry marks the failed run and its parents RETRIED
+    # (ExecutorService.handleChildWorkerTaskResult -> markWithTaskRunAs).
+    State.FAILED: frozenset({State.RESTARTED, State.RETRIED}),
     State.KILLED: frozenset({State.RESTARTED}),
     State.CANCELLED: frozenset(),
     State.SKIPPED: frozenset(),
