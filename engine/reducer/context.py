@@ -120,6 +120,14 @@ def _index_tasks(flow: JSON) -> dict[str, JSON]:
         if not isinstance(node, dict):
             continue
         lists = [node.get(k) for k in _TASK_LISTS]
+        if node is flow:  # the tasks run once the execution ended
+            lists.append(node.get("afterExecution"))
+            listeners = node.get("listeners")
+            lists.extend(
+                listener.get("tasks")
+                for listener in (listeners if isinstance(listeners, list) else [])
+                if isinstance(listener, dict)
+            )
         cases = node.get("cases")
         if isinstance(cases, dict):
             lists.extend(cases.values())

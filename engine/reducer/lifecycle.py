@@ -25,7 +25,7 @@ from engine.reducer.model import (
     TaskRun,
 )
 from engine.reducer.retry import CREATE_NEW_EXECUTION, RetryPolicy, next_retry, parse_retry
-from engine.reducer.scope import run_scope, timeout_of
+from engine.reducer.scope import enabled, run_list, run_scope, timeout_of
 from engine.reducer.states import State
 
 
@@ -77,7 +77,11 @@ def begin(ctx: Ctx) -> None:
 def advance(ctx: Ctx) -> None:
     """Walk the tree from the root; follow with the execution's state."""
     st = ctx.state
-    if st.state.is_terminal or st.state in (State.CREATED, State.QUEUED):
+    if st.state.is_terminal:
+        if st.after:
+            _run_after(ctx)
+        return
+    if st.state in (State.CREATED, State.QUEUED):
         return
     if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
         ctx.set_exec_state(State.RUNNING)
@@ -172,6 +176,10 @@ def end(ctx: Ctx, final: State) -> None:
     ctx.set_exec_state(final)
     for timer_id in list(st.timers):
         ctx.cancel(timer_id)
+    if final != State.RETRIED:
+        st.after = [str(t["id"]) for t in _after_end_tasks(ctx) if isinstance(t.get("id"), str)]
+        if st.after:
+            _run_after(ctx)
     parent = st.parent
     if parent is not None and parent.wait and final != State.RETRIED:
         sent, error = _outputs_for_parent(ctx, outputs_error)
@@ -185,6 +193,39 @@ def end(ctx: Ctx, final: State) -> None:
             outputs_error=error,
         )
         ctx.decision.commands.append(OutgoingCommand(command))
+
+
+def _after_end_tasks(ctx: Ctx) -> list[JSON]:
+    """The tasks run once the execution ended: those of each listener whose conditions hold
+    (ConditionService.findValidListeners, conditions tested on the ended execution), then
+    ``afterExecution`` (Kestra 0.21+)."""
+    from triggers.conditions import condition_scope, simple_holds  # pure; only needed here
+
+    st = ctx.state
+    out: list[JSON] = []
+    listeners = st.flow.get("listeners")
+    if isinstance(listeners, list) and listeners:
+        summary = st.summary()
+        flow_ref = {"id": st.flow_id, "namespace": st.namespace}
+        scope = condition_scope(flow_ref, summary, {})
+        for listener in listeners:
+            if not isinstance(listener, dict):
+                continue
+            conditions = [c for c in listener.get("conditions") or [] if isinstance(c, dict)]
+            if all(simple_holds(c, summary, scope) for c in conditions):
+                out.extend(t for t in listener.get("tasks") or [] if isinstance(t, dict))
+    after = st.flow.get("afterExecution")
+    out.extend(t for t in (after if isinstance(after, list) else []) if isinstance(t, dict))
+    return out
+
+
+def _run_after(ctx: Ctx) -> None:
+    """Advance the after-end tasks, one after the other (ExecutorService.handleListeners:
+    resolveSequentialNexts); the execution's state no longer changes."""
+    st = ctx.state
+    tasks = [ctx.tasks[t] for t in st.after if t in ctx.tasks]
+    kids = ctx.children(None, [], None)
+    run_list(ctx, None, enabled(tasks), kids, [], None, "listeners", None)
 
 
 def _outputs_for_parent(ctx: Ctx, outputs_error: str | None) -> tuple[JSON | None, str | None]:
@@ -306,6 +347,7 @@ def restart(ctx: Ctx) -> None:
         return
     st.killing = False
     st.generation += 1
+    st.after = []
     ctx.set_exec_state(State.RESTARTED)
     restart_subtree(ctx, None)
     advance(ctx)
@@ -321,7 +363,10 @@ def restart_subtree(ctx: Ctx, root: TaskRun | None) -> None:
     doomed = [
         r
         for r in scope
-        if r.branch in ("errors", "finally") and (r.parent_id in failed_ids or r.parent_id is None)
+        if (
+            r.branch in ("errors", "finally") and (r.parent_id in failed_ids or r.parent_id is None)
+        )
+        or r.branch == "listeners"  # run again, after the new end
     ]
     for run in doomed:
         for gone in [run, *ctx.descendants(run.id)]:

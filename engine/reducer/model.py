@@ -320,6 +320,8 @@ class ExecutionState:
     generation: int = 0
     # The position the next created task run takes (TaskRun.position).
     next_position: int = 0
+    # Ids of the tasks run once the execution ended (matching listeners, afterExecution).
+    after: list[str] = field(default_factory=list)
     # Caches rebuilt on demand, never serialized.
     seen_index: set[str] | None = field(default=None, compare=False, repr=False)
     task_index: dict[str, JSON] | None = field(default=None, compare=False, repr=False)
@@ -383,6 +385,7 @@ class ExecutionState:
             "retry_number": self.retry_number,
             "generation": self.generation,
             "next_position": self.next_position,
+            "after": list(self.after),
         }
 
     @classmethod
@@ -416,6 +419,7 @@ class ExecutionState:
             retry_number=d.get("retry_number", 0),
             generation=d.get("generation", 0),
             next_position=d.get("next_position", len(runs)),
+            after=list(d.get("after") or []),
         )
 
 
