@@ -485,10 +485,13 @@ class Ctx:
         parents: list[JSON] = []
         parent = st.task_runs.get(run.parent_id) if run.parent_id else None
         while parent is not None:
+            # Execution.parents: each parent with a loop value or outputs, closest first.
+            entry: JSON = {}
             if parent.value is not None:
-                entry: JSON = {"taskrun": {"value": parent.value}}
-                if parent.outputs:
-                    entry["outputs"] = parent.outputs
+                entry["taskrun"] = {"value": parent.value}
+            if parent.outputs:
+                entry["outputs"] = parent.outputs
+            if entry:
                 parents.append(entry)
             if "workerTaskrun" not in variables and parent.type == WORKING_DIRECTORY:
                 # Kestra runs a WorkingDirectory's tasks with its task run as
@@ -497,8 +500,8 @@ class Ctx:
                 if worker["value"] is not None:
                     taskrun["value"] = worker["value"]
             parent = st.task_runs.get(parent.parent_id) if parent.parent_id else None
+        variables["parents"] = parents  # RunVariables: always there for a task run
         if parents:
-            variables["parents"] = parents
             variables["parent"] = parents[0]
         return variables
 

@@ -55,3 +55,22 @@ def test_if_outputs_its_evaluation_result() -> None:
     sim.run()
     run = next(r for r in sim.state().task_runs.values() if r.task_id == "if")
     assert run.outputs == {"evaluationResult": False}
+
+
+def test_parents_lists_each_parent_with_a_value_or_outputs_closest_first() -> None:
+    sim = Sim()
+    sim.start(
+        flow([{"id": "each", "type": "io.kestra.plugin.core.flow.ForEach", "values": ["v"],
+               "tasks": [{"id": "if", "type": "io.kestra.plugin.core.flow.If",
+                          "condition": "true", "then": [log("in")]}]},
+              log("top")])
+    )  # fmt: skip
+    sim.run()
+    inner = next(j.context for j in sim.jobs if j.task["id"] == "in")
+    # The If (inside the loop: the loop value, and its outputs); the ForEach run itself has
+    # neither a value nor outputs, so it is not listed.
+    assert inner["parents"] == [{"taskrun": {"value": "v"}, "outputs": {"evaluationResult": True}}]
+    assert inner["parent"] == inner["parents"][0]
+    top = next(j.context for j in sim.jobs if j.task["id"] == "top")
+    assert top["parents"] == []
+    assert "parent" not in top
