@@ -74,6 +74,8 @@ _INPUTS_BODY: dict[str, Any] = {
 # How often a follower (server-sent events) polls the read model: the projection itself is a
 # hop behind, so polling faster would only add database load.
 FOLLOW_POLL_S = 0.5
+# How often a `wait=true` creation polls the read model for the end.
+WAIT_POLL_S = 0.2
 # A follower stream ends after this long even if the execution never ends (clients reconnect).
 FOLLOW_MAX_S = 3600.0
 # After the end, a follower waits at most this long for log lines its attempts say they sent
@@ -490,7 +492,7 @@ def router(services: ApiServices) -> APIRouter:
 
     @api.post(
         "/{namespace}/{flow_id}",
-        response_model=ExecutionCreated,
+        response_model=ExecutionCreated | ExecutionOut,
         summary="Start an execution of a flow's current revision",
         responses=problem_responses(400, 404, 409, 413, 422),
         openapi_extra=_INPUTS_BODY,
@@ -505,11 +507,14 @@ def router(services: ApiServices) -> APIRouter:
         scheduleDate: Annotated[
             datetime | None, Query(description="Start at this date-time, not now.")
         ] = None,
-    ) -> ExecutionCreated:
+        wait: Annotated[
+            bool, Query(description="Answer once the execution ended, with its task runs.")
+        ] = False,
+    ) -> ExecutionCreated | ExecutionOut:
         submission = await read_submission(request)
         all_labels = {**query_labels(labels), **submission.labels}
         check_labels(all_labels)
-        return await start_execution(
+        created = await start_execution(
             services,
             namespace,
             flow_id,
@@ -518,6 +523,23 @@ def router(services: ApiServices) -> APIRouter:
             submission=submission,
             scheduled=scheduleDate,
         )
+        if not wait:
+            return created
+        return await _until_ended(created.id)
+
+    async def _until_ended(execution_id: str) -> ExecutionOut:
+        """Kestra's ``wait=true``: the execution once it ended (isStopFollow), as GET shows
+        it; polled from the read model, which trails the executor by one projection hop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FOLLOW_MAX_S
+        while loop.time() < deadline:
+            row = await services.fetchrow(
+                "SELECT state FROM executions WHERE id = $1", execution_id
+            )
+            if row is not None and row["state"] in _TERMINAL:
+                break
+            await asyncio.sleep(WAIT_POLL_S)
+        return await get_execution(execution_id)
 
     return api
 
