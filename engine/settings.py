@@ -386,6 +386,30 @@ class SecretsSettings(_Section):
     )
 
 
+class VariablesSettings(_Section):
+    """Kestra's ``kestra.variables``: the ``envs`` and ``globals`` expression variables."""
+
+    env_vars_prefix: str = Field(
+        "KESTRA_",
+        description=(
+            "Environment variables with this prefix are the `envs` variable of every flow, "
+            "named without it and in lower case (KESTRA_MY_VAR -> envs.my_var), as in Kestra."
+        ),
+    )
+    redacted_env_vars: list[str] = Field(
+        default_factory=lambda: [
+            "KESTRA_PLUGINS_PATH",
+            "KESTRA_CONFIGURATION_PATH",
+            "KESTRA_CONFIGURATION",
+        ],
+        description="Environment variables never exposed in `envs` (Kestra's default list).",
+    )
+    globals: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The `globals` variable of every flow, a JSON object (kestra.variables).",
+    )
+
+
 class HealthSettings(_Section):
     host: str = Field("127.0.0.1", description="Address of a component's health/metrics server.")
     port: int = Field(
@@ -434,6 +458,9 @@ class Settings(BaseSettings):
     )
     health: HealthSettings = Field(
         default_factory=HealthSettings, description="Health/metrics server of non-API components."
+    )
+    variables: VariablesSettings = Field(
+        default_factory=VariablesSettings, description="The envs and globals flow variables."
     )
 
 

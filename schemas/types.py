@@ -90,6 +90,7 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
         "schedule",
         ("io.kestra.core.models.triggers.types.Schedule",),
     ),
+    f"{_CORE}.trigger.ScheduleOnDates": ("trigger", "schedule_on_dates", ()),
     f"{_CORE}.trigger.Flow": ("trigger", "flow", ("io.kestra.core.models.triggers.types.Flow",)),
     f"{_CORE}.trigger.Webhook": (
         "trigger",

@@ -1,11 +1,26 @@
-"""Flow trigger: start a flow when executions of other flows end.
+"""Flow trigger: start a flow when executions of other flows change state.
 
-Parser: an hw.events ``ExecutionUpdated`` snapshot in a terminal state -> the trigger
-variables Kestra gives (``trigger.executionId``, ``trigger.namespace``, ``trigger.flowId``,
-``trigger.flowRevision``, ``trigger.state``, ``trigger.executionLabels``, ``trigger.outputs``).
-:func:`evaluate` is pure: ``states`` (default: any terminal state), then ``conditions``, then
-MultipleConditions and ``preconditions`` windows. An execution never fires Flow triggers of
-its own flow (a flow triggering itself would loop forever).
+Kestra 0.20 (``plugin/core/trigger/Flow.java``, ``services/FlowTriggerService``, called by the
+executor on every execution state change):
+
+- an execution is evaluated each time its state changes (never for CREATED, and never by a
+  trigger of its own flow: a flow triggering itself would loop forever);
+- ``states`` (default: the terminal states SUCCESS, WARNING, FAILED, KILLED, CANCELLED,
+  RETRIED, SKIPPED; RUNNING, PAUSED, ... may be listed) filters first, then the trigger's
+  ``conditions`` (all but MultipleCondition) must hold, then every MultipleCondition and the
+  ``preconditions`` window must be complete (:mod:`triggers.windows`);
+- the new execution's ``trigger`` is ``{id, type: io.kestra.plugin.core.trigger.Flow,
+  variables: {executionId, namespace, flowId, flowRevision, state}}`` of the execution that
+  fired it; its ``inputs`` are rendered with that execution's variables (its ``outputs`` of
+  tasks, ``inputs``, ``labels``, ``execution.id``...) and ``trigger.outputs``, its flow
+  outputs (Headwater also keeps the five trigger variables under ``trigger`` there). An input
+  that fails to render is recorded as the trigger's error (Kestra logs "Failed to trigger
+  flow ... invalid inputs" and starts nothing) and the execution is created FAILED with the
+  message, so the failure shows where executions are watched.
+
+Parser: an hw.events ``ExecutionUpdated`` snapshot. Several snapshots show the same state (a
+label or an output changed since); a state change is identified by the length of the state
+history, so the execution a transition starts has one id however often it is seen.
 
 Source: one consumer group on hw.events for all Flow triggers of the runtime. Each batch is
 evaluated against the current Flow triggers, the StartExecutions are awaited, then the offsets
@@ -18,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,38 +43,61 @@ from engine.bus.consumer import AsyncConsumer, Record
 from engine.errors import BusError
 from engine.reducer.states import TERMINAL
 from schemas.envelope import EnvelopeError, decode
-from triggers.conditions import (
-    Windowed,
-    advance_window,
-    after_firing,
-    condition_scope,
-    from_multiple,
-    from_preconditions,
-    simple_holds,
-)
-from triggers.ids import flow_coordinates, multiple_coordinates
+from triggers.conditions import condition_scope, simple_holds
+from triggers.ids import multiple_coordinates
 from triggers.model import SourceContext, settle
 from triggers.payloads import MalformedPayload
+from triggers.windows import MULTIPLE, evaluate_windows, windows_of
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
-_TERMINAL = frozenset(s.value for s in TERMINAL)
-_MULTIPLE = "io.kestra.plugin.core.condition.MultipleCondition"
+TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 EXECUTION_UPDATED = "ExecutionUpdated"
+# Executions whose last evaluated state change the source remembers (to skip the repeated
+# snapshots of one state); a forgotten one is evaluated again and starts the same id.
+REMEMBERED = 10_000
 
 
 def parse(summary: JSON) -> JSON:
-    """The ``trigger.*`` variables of an ended execution (its ExecutionUpdated payload)."""
+    """Flow.Output: the ``trigger.*`` variables of an execution (its ExecutionUpdated payload)."""
     return {
         "executionId": summary.get("id"),
         "namespace": summary.get("namespace"),
         "flowId": summary.get("flow_id"),
         "flowRevision": summary.get("revision"),
         "state": summary.get("state"),
-        "executionLabels": summary.get("labels") or {},
-        "outputs": summary.get("outputs") or {},
+    }
+
+
+def transition(summary: JSON) -> int:
+    """Which state change of its execution this snapshot shows (1 = the first state)."""
+    return len(summary.get("history") or [])
+
+
+def state_coordinates(summary: JSON) -> str:
+    """One execution reaching one state once (a restarted execution that ends again has a
+    longer history, so it fires again)."""
+    return f"flow-state-{summary.get('id')}-{summary.get('state')}-{transition(summary)}"
+
+
+def inputs_scope(namespace: str, flow_id: str, summary: JSON) -> JSON:
+    """What a Flow trigger's ``inputs`` render with: ``runContextFactory.of(flow, execution)``
+    of the upstream execution, and ``trigger.outputs`` its flow outputs."""
+    return {
+        "flow": {"id": flow_id, "namespace": namespace},
+        "execution": {
+            "id": summary.get("id"),
+            "startDate": summary.get("start_date"),
+            "originalId": summary.get("original_execution_id") or summary.get("id"),
+        },
+        "inputs": summary.get("inputs") or {},
+        "labels": summary.get("labels") or {},
+        "outputs": summary.get("task_outputs") or {},
+        # Kestra puts only `outputs` here; the trigger's own variables are kept beside it
+        # (a superset: `{{ trigger.executionId }}` renders instead of failing).
+        "trigger": {**parse(summary), "outputs": summary.get("outputs") or {}},
     }
 
 
@@ -68,6 +107,7 @@ class Outcome:
     coordinates: str = ""
     variables: JSON = field(default_factory=dict)
     windows: JSON | None = None  # new window progress when it changed
+    scope: JSON | None = None  # the variables the trigger's inputs render with
 
 
 def evaluate(
@@ -79,44 +119,37 @@ def evaluate(
     now: datetime,
     seq: int | None = None,
 ) -> Outcome:
-    """Should the Flow ``trigger`` of flow (namespace, flow_id) fire for this ended
-    execution? ``windows`` is the trigger's window progress (id -> progress); ``seq`` is the
-    event's sequence number (see :func:`triggers.ids.flow_coordinates`)."""
+    """Should the Flow ``trigger`` of flow (namespace, flow_id) fire for this state of an
+    execution? ``windows`` is the trigger's window progress (id -> progress). ``seq`` is
+    unused (kept for callers of the former signature)."""
     state = str(summary.get("state"))
-    if state not in _TERMINAL:
+    if state == "CREATED":
         return Outcome(False)
     if summary.get("namespace") == namespace and summary.get("flow_id") == flow_id:
         return Outcome(False)
-    if trigger.get("states") and state not in trigger["states"]:
+    states = trigger.get("states") or TERMINAL_STATES
+    if state not in states:
         return Outcome(False)
     variables = parse(summary)
-    scope = condition_scope({"id": flow_id, "namespace": namespace}, summary, variables)
-    conditions = trigger.get("conditions") or []
-    simple = [c for c in conditions if c.get("type") != _MULTIPLE]
+    # Conditions also see ``trigger.outputs`` (the upstream flow outputs), as they did before
+    # the trigger variables were narrowed to Kestra's five.
+    seen = {**variables, "outputs": summary.get("outputs") or {}}
+    scope = condition_scope({"id": flow_id, "namespace": namespace}, summary, seen)
+    conditions = [c for c in trigger.get("conditions") or [] if isinstance(c, dict)]
+    simple = [c for c in conditions if c.get("type") != MULTIPLE]
     if not all(simple_holds(c, summary, scope) for c in simple):
         return Outcome(False)
-    windowed: list[Windowed] = [
-        from_multiple(c, i) for i, c in enumerate(conditions) if c.get("type") == _MULTIPLE
-    ]
-    if isinstance(trigger.get("preconditions"), dict):
-        windowed.append(from_preconditions(trigger["preconditions"]))
-    if not windowed:
-        end = summary.get("end_date")
-        coordinates = flow_coordinates(str(summary.get("id")), state, end if seq is None else seq)
-        return Outcome(True, coordinates, variables)
-    new_windows = dict(windows)
-    completed: list[tuple[str, list[str]]] = []
-    for w in windowed:
-        progress, ids = advance_window(w, windows.get(w.id), summary, scope, now)
-        new_windows[w.id] = progress
-        if ids is not None:
-            completed.append((w.id, ids))
-    if len(completed) < len(windowed):
-        return Outcome(False, windows=new_windows)
-    for w in windowed:
-        new_windows[w.id] = after_firing(w, new_windows[w.id])
-    wid, ids = completed[0]
-    return Outcome(True, multiple_coordinates(wid, ids), variables, new_windows)
+    inputs = inputs_scope(namespace, flow_id, summary)
+    blocks = windows_of(trigger)
+    if not blocks:
+        return Outcome(True, state_coordinates(summary), variables, scope=inputs)
+    result = evaluate_windows(blocks, windows, summary, scope, now)
+    changed = result.windows if result.windows != windows else None
+    if not result.complete:
+        return Outcome(False, windows=changed)
+    wid = blocks[0].id
+    coordinates = multiple_coordinates(wid, result.execution_ids)
+    return Outcome(True, coordinates, variables, changed, inputs)
 
 
 # How many events one poll hands over; a batch is committed only when all its commands are in.
@@ -137,6 +170,23 @@ class FlowTriggerSource:
         self._bindings = bindings
         self._poll_timeout_s = poll_timeout_s
         self._clock = clock or (lambda: datetime.now(UTC))
+        # execution id -> the last state change evaluated (see REMEMBERED).
+        self._seen: OrderedDict[str, int] = OrderedDict()
+
+    def _state_change(self, record: Record) -> JSON | None:
+        """The snapshot when it shows a state change not evaluated yet, else None."""
+        summary = _execution_update(record)
+        if summary is None:
+            return None
+        execution_id = str(summary.get("id"))
+        step = transition(summary)
+        if self._seen.get(execution_id, -1) >= step:
+            return None
+        self._seen[execution_id] = step
+        self._seen.move_to_end(execution_id)
+        if len(self._seen) > REMEMBERED:
+            self._seen.popitem(last=False)
+        return summary
 
     async def run(self) -> None:
         while True:
@@ -159,10 +209,9 @@ class FlowTriggerSource:
         # was in Kafka would lose the firing if the process died in between.
         windows: dict[str, tuple[SourceContext, JSON]] = {}
         for record in records:
-            ended = _ended_execution(record)
-            if ended is None:
+            summary = self._state_change(record)
+            if summary is None:
                 continue
-            summary, seq = ended
             for ctx in self._bindings():
                 if ctx.ref.key in windows:
                     current = windows[ctx.ref.key][1]
@@ -170,7 +219,7 @@ class FlowTriggerSource:
                     current = dict((ctx.state().get("extra") or {}).get("windows") or {})
                 outcome = evaluate(
                     ctx.ref.namespace, ctx.ref.flow_id, ctx.trigger, summary, current,
-                    self._clock(), seq,
+                    self._clock(),
                 )  # fmt: skip
                 if outcome.windows is not None:
                     windows[ctx.ref.key] = (ctx, outcome.windows)
@@ -187,13 +236,12 @@ async def _fire(ctx: SourceContext, outcome: Outcome) -> asyncio.Future[Any] | N
     """Fire, or apply the malformed policy when the command cannot be encoded (outputs nested
     too deep): raising would restart the source on the same hw.events record, forever."""
     try:
-        return await ctx.fire(outcome.coordinates, outcome.variables)
+        return await ctx.fire(outcome.coordinates, outcome.variables, render_scope=outcome.scope)
     except MalformedPayload as exc:
-        raw = {k: v for k, v in outcome.variables.items() if k != "outputs"}
-        return await ctx.malformed(outcome.coordinates, raw, f"flow trigger: {exc}")
+        return await ctx.malformed(outcome.coordinates, outcome.variables, f"flow trigger: {exc}")
 
 
-def _ended_execution(record: Record) -> tuple[JSON, int] | None:
+def _execution_update(record: Record) -> JSON | None:
     if record.value is None:
         return None
     try:
@@ -201,6 +249,6 @@ def _ended_execution(record: Record) -> tuple[JSON, int] | None:
     except EnvelopeError as exc:
         log.error("hw.events %d@%d skipped: %s", record.partition, record.offset, exc)
         return None
-    if env.type != EXECUTION_UPDATED or env.payload.get("state") not in _TERMINAL:
+    if env.type != EXECUTION_UPDATED or env.payload.get("state") in (None, "CREATED"):
         return None
-    return env.payload, env.seq
+    return env.payload

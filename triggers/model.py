@@ -24,6 +24,7 @@ from schemas.flow.triggers import TRIGGER_MODELS
 JSON = dict[str, Any]
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
+SCHEDULE_ON_DATES = "io.kestra.plugin.core.trigger.ScheduleOnDates"
 FLOW = "io.kestra.plugin.core.trigger.Flow"
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 KAFKA = "io.kestra.plugin.kafka.RealtimeTrigger"
@@ -78,8 +79,13 @@ class SourceContext(Protocol):
         *,
         labels: JSON | None = None,
         inputs: JSON | None = None,
+        render_scope: JSON | None = None,
+        scheduled: str | None = None,
     ) -> asyncio.Future[Any]:
         """Emit one StartExecution; the future resolves when it is durably in Kafka.
+        ``render_scope``: the variables the trigger's ``inputs`` render with (default: the
+        trigger variables, the flow and its labels); ``scheduled``: the execution's
+        scheduleDate.
 
         Raises triggers.payloads.MalformedPayload when the command cannot be encoded (the
         source then calls ``malformed``, as for a payload it cannot decode)."""

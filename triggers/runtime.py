@@ -36,6 +36,7 @@ from engine.bus.supervise import Supervised
 from engine.bus.topics import Topics, ensure_topics
 from engine.bus.wire import command_record
 from engine.errors import HeadwaterError
+from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.flows.store import FlowFollower
 from engine.reducer.ids import iso
 from engine.settings import Settings
@@ -64,7 +65,9 @@ _RESTART_FIRST_S = 1.0
 _RESTART_MAX_S = 30.0
 # Sources own these trigger types (and the plugins' polling triggers, polling_types());
 # Webhook triggers are served by the API.
-SOURCE_TYPES = frozenset({m.SCHEDULE, m.KAFKA, m.MQTT, m.AMQP, m.REDIS_LIST, m.FILE, m.FLOW})
+SOURCE_TYPES = frozenset(
+    {m.SCHEDULE, m.SCHEDULE_ON_DATES, m.KAFKA, m.MQTT, m.AMQP, m.REDIS_LIST, m.FILE, m.FLOW}
+)
 
 
 def polling_types() -> frozenset[str]:
@@ -98,16 +101,25 @@ class _Context:
         *,
         labels: JSON | None = None,
         inputs: JSON | None = None,
+        render_scope: JSON | None = None,
+        scheduled: str | None = None,
     ) -> asyncio.Future[Any]:
         flow = self._rt.flows.store.get(self.ref.namespace, self.ref.flow_id)
         if flow is None:
             raise HeadwaterError(f"flow of trigger {self.ref} is no longer deployed")
         now = _now()
         cmd, problem = build_start(
-            self.ref, flow, self.trigger, coordinates, variables, now, labels=labels, inputs=inputs
-        )
+            self.ref, flow, self.trigger, coordinates, variables, now,
+            labels=labels, inputs=inputs, render_scope=render_scope,
+        )  # fmt: skip
+        cmd.scheduled = scheduled
+        if problem is None and self.trigger.get("type") in _TYPED_INPUTS:
+            problem = typed_trigger_inputs(cmd, flow)
         if problem is not None:
             self._rt.note(self.ref, last_error=problem, last_error_at=iso(now))
+            # The execution is created FAILED with the message (Kestra creates none and only
+            # logs a warning; a failed execution is where a user looks).
+            cmd.error = f"trigger '{self.ref.trigger_id}': {problem}"
         # Encode before taking a slot: a failure must neither leak the slot nor escape as a
         # crash (the source would restart and meet the same input again).
         try:
@@ -425,6 +437,26 @@ class TriggerRuntime:
         self._flow_source = Supervised("flow-triggers", source.run(), self._crashed)
 
 
+# Triggers whose inputs Kestra types against the flow's (generateScheduledExecution calls
+# readExecutionInputs); a Flow trigger's inputs are passed as rendered.
+_TYPED_INPUTS = frozenset({m.SCHEDULE, m.SCHEDULE_ON_DATES})
+
+
+def typed_trigger_inputs(cmd: Any, flow: JSON) -> str | None:
+    """Type ``cmd.inputs`` (with the flow's defaults) in place; the problem, if any."""
+    try:
+        cmd.inputs = resolve_inputs(
+            flow.get("inputs"),
+            cmd.inputs,
+            mode="typed",
+            render_default=flow_default_renderer(flow),
+            flow_id=cmd.flow_id,
+        )
+    except InputValidationError as exc:
+        return exc.message
+    return None
+
+
 def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext], Source]]:
     """The source of each trigger type (imports are lazy: paho / aio-pika load on use)."""
 
@@ -432,6 +464,11 @@ def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext
         from triggers.schedule import ScheduleSource
 
         return ScheduleSource(ctx)
+
+    def on_dates(ctx: m.SourceContext) -> Source:
+        from triggers.schedule_dates import ScheduleOnDatesSource
+
+        return ScheduleOnDatesSource(ctx)
 
     def kafka(ctx: m.SourceContext) -> Source:
         from triggers.kafka import KafkaSource
@@ -460,6 +497,7 @@ def default_factories(settings: Settings) -> dict[str, Callable[[m.SourceContext
 
     return {
         m.SCHEDULE: schedule,
+        m.SCHEDULE_ON_DATES: on_dates,
         m.KAFKA: kafka,
         m.MQTT: mqtt,
         m.AMQP: amqp,

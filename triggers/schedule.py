@@ -105,13 +105,20 @@ def backfill_ticks(
     return ticks
 
 
+def _zoned(value: datetime, cron: Cron) -> str:
+    """Java's ISO_OFFSET_DATE_TIME, as Kestra serializes a ZonedDateTime: ``Z`` for UTC."""
+    text = value.astimezone(cron.zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def variables(cron: Cron, tick: datetime) -> JSON:
-    """``trigger.date``, ``trigger.next``, ``trigger.previous`` in the schedule's zone."""
+    """``trigger.date``, ``trigger.next``, ``trigger.previous`` in the schedule's zone
+    (Schedule.scheduleDates: the tick, the next tick after it, the last tick before it)."""
     previous = cron.previous_before(tick)
     return {
-        "date": tick.astimezone(cron.zone).isoformat(),
-        "next": cron.next_after(tick).astimezone(cron.zone).isoformat(),
-        "previous": previous.astimezone(cron.zone).isoformat() if previous else None,
+        "date": _zoned(tick, cron),
+        "next": _zoned(cron.next_after(tick), cron),
+        "previous": _zoned(previous, cron) if previous else None,
     }
 
 

@@ -1,8 +1,12 @@
 """Building the StartExecution of a trigger event (pure).
 
-Kestra renders a trigger's ``inputs`` with the trigger variables (``{{ trigger.value }}``), so
-the inputs here are rendered with ``trigger``, ``flow`` and ``labels`` in scope; an input
-whose expression fails keeps its text and the failure is reported to the caller, never raised.
+The execution's ``trigger`` is Kestra's ExecutionTrigger, ``{id, type, variables}`` (see
+:mod:`engine.reducer.trigger`): the reducer exposes ``variables`` to expressions as
+``trigger``. Kestra renders a trigger's ``inputs`` with the trigger variables
+(``{{ trigger.value }}``), so the inputs here are rendered with ``trigger``, ``flow`` and
+``labels`` in scope (a Flow trigger passes its own scope: the upstream execution's variables);
+an input whose expression fails keeps its text and the failure is reported to the caller,
+never raised.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from engine.errors import ExpressionError
 from engine.expressions import render_value
 from engine.reducer.commands import StartExecution
 from engine.reducer.ids import iso
+from engine.reducer.trigger import execution_trigger
 from triggers.ids import execution_id
 from triggers.model import TriggerRef
 
@@ -54,16 +59,15 @@ def build_start(
     *,
     labels: JSON | None = None,
     inputs: JSON | None = None,
+    render_scope: JSON | None = None,
 ) -> tuple[StartExecution, str | None]:
     """The command for one trigger event and an input-rendering problem (or None).
 
-    The execution's ``trigger`` is the variables themselves: the reducer exposes it to
-    expressions as ``trigger`` (``trigger.value``, ``trigger.date``, ...), as Kestra does.
-    """
+    ``render_scope`` replaces the variables the trigger's ``inputs`` are rendered with."""
     exec_id = execution_id(ref.namespace, ref.flow_id, ref.trigger_id, coordinates)
-    scope = {
+    scope = render_scope or {
         "trigger": variables,
-        "flow": {"id": ref.flow_id, "namespace": ref.namespace},
+        "flow": {"id": ref.flow_id, "namespace": ref.namespace, "revision": flow.get("revision")},
         "labels": labels_of(flow.get("labels")),
     }
     rendered, problem = render_inputs(trigger.get("inputs"), scope)
@@ -79,7 +83,7 @@ def build_start(
         flow=flow,
         inputs=rendered,
         labels=all_labels,
-        trigger=variables,
+        trigger=execution_trigger(ref.trigger_id, str(trigger.get("type", "")), variables),
         created=iso(now),
     )
     return cmd, problem

@@ -14,8 +14,12 @@ Kestra's behaviour, reproduced here once for every caller:
 - the key is a template rendered with the flow's variables (``key: "{{ flow.id }}"``), trimmed,
   and compared in constant time against every Webhook trigger of the flow;
 - trigger variables: ``trigger.body`` (a JSON object or array is parsed, anything else stays
-  text), ``trigger.headers`` and ``trigger.parameters`` (name -> list of values); the caller's
-  credentials (Authorization, Cookie) never travel into the execution, whose state is stored;
+  text; no body is null), ``trigger.headers`` and ``trigger.parameters`` (name -> list of
+  values); the execution's ``trigger`` is ``{id, type, variables}`` (Kestra's
+  ExecutionTrigger). Kestra keeps header names as the client sent them; an ASGI server hands
+  them over lower-cased, so names are restored to their canonical form (``Content-Type``,
+  ``X-Request-Id``), which is what HTTP/1.1 clients send. The caller's credentials
+  (Authorization, Cookie) never travel into the execution, whose state is stored;
 - the trigger's ``conditions`` (Expression conditions over ``trigger.*``) must hold, else no
   execution and HTTP 204; a disabled flow or trigger answers like an unknown key (404);
 - the trigger's ``inputs`` are rendered with ``trigger.*`` and validated against the flow's
@@ -122,12 +126,17 @@ def parse_body(body: bytes) -> Any:
     return body.decode("utf-8", "replace")
 
 
-def _multi(values: dict[str, Any] | list[tuple[str, Any]], *, lower: bool = False) -> JSON:
+def canonical_header(name: str) -> str:
+    """``content-type`` -> ``Content-Type``: the form HTTP/1.1 clients send."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _multi(values: dict[str, Any] | list[tuple[str, Any]], *, headers: bool = False) -> JSON:
     out: dict[str, list[str]] = {}
     items = values.items() if isinstance(values, dict) else values
     for name, value in items:
-        key = str(name).lower() if lower else str(name)
-        if lower and key in HIDDEN_HEADERS:
+        key = canonical_header(str(name)) if headers else str(name)
+        if headers and key.lower() in HIDDEN_HEADERS:
             continue
         for v in value if isinstance(value, list) else [value]:
             out.setdefault(key, []).append(str(v))
@@ -139,11 +148,11 @@ def variables(
     headers: dict[str, Any] | list[tuple[str, Any]],
     parameters: dict[str, Any] | list[tuple[str, Any]],
 ) -> JSON:
-    """The ``trigger.*`` variables of one call. Header names are lower-cased (HTTP names are
-    case-insensitive; HTTP/2 sends them lower-case); repeated names keep every value."""
+    """The ``trigger.*`` variables of one call. Header names take their canonical form (see
+    the module docstring); repeated names keep every value."""
     return {
         "body": parse_body(body),
-        "headers": _multi(headers, lower=True),
+        "headers": _multi(headers, headers=True),
         "parameters": _multi(parameters),
     }
 

@@ -109,8 +109,16 @@ class ExecutionOut(_Out):
     inputs: JSON
     outputs: JSON | None = None
     trigger: JSON | None = None
-    parentExecutionId: str | None = None
+    parentExecutionId: str | None = Field(None, description="The subflow parent, if any.")
     originalExecutionId: str | None = None
+    originalId: str | None = Field(
+        None,
+        description="Kestra's originalId: the first execution of a replay or retry chain "
+        "(this one when it is the first).",
+    )
+    metadata: JSON | None = Field(
+        None, description="Kestra's ExecutionMetadata: attemptNumber (1, then one per retry)."
+    )
     taskRunList: list[TaskRunOut] | None = None
 
 
@@ -127,6 +135,10 @@ class ExecutionCreated(_Out):
     state: str = Field(description="CREATED: the executor picks it up from hw.commands.")
     inputs: JSON
     labels: list[Label]
+    scheduleDate: str | None = Field(None, description="When it starts, if not now.")
+    unknownInputs: list[str] = Field(
+        default_factory=list, description="Given inputs the flow does not declare (ignored)."
+    )
 
 
 class ExecutionCreate(_In):
@@ -223,8 +235,17 @@ def execution_from_row(row: Any, task_runs: list[Any] | None = None) -> Executio
         trigger=_json(row["trigger"]),
         parentExecutionId=row["parent_execution_id"],
         originalExecutionId=row["original_execution_id"],
+        originalId=row["original_execution_id"] or row["id"],
+        metadata={"attemptNumber": _retry_number(row) + 1},
         taskRunList=None if task_runs is None else [task_run_from_row(t) for t in task_runs],
     )
+
+
+def _retry_number(row: Any) -> int:
+    try:
+        return int(row["retry_number"] or 0)
+    except (KeyError, TypeError, ValueError):  # a row read without the column
+        return 0
 
 
 def log_from_row(row: Any) -> LogOut:

@@ -14,18 +14,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from engine.api.models import (
     CommandAccepted,
-    ExecutionCreate,
     ExecutionCreated,
     ExecutionOut,
     ExecutionPage,
     Label,
     LogOut,
-    ResumeBody,
     execution_from_row,
     labels_to_list,
     log_from_row,
@@ -33,6 +31,14 @@ from engine.api.models import (
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.routes_flows import decode_cursor, encode_cursor
 from engine.api.services import ApiServices
+from engine.api.submissions import (
+    Submission,
+    check_labels,
+    query_labels,
+    read_submission,
+    store_files,
+    unknown_inputs,
+)
 from engine.bus.wire import command_record
 from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.projector.rows import mask_inputs, secret_input_ids
@@ -45,13 +51,31 @@ from engine.reducer.commands import (
     SetLabels,
     StartExecution,
 )
+from engine.reducer.context import index_tasks
 from engine.reducer.states import State
 from schemas.envelope import format_time, new_id
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+# The bodies execution creation and resume take (see engine.api.submissions).
+_INPUTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ExecutionCreate"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "format": "binary"},
+                }
+            },
+        },
+    }
+}
 # How often a follower (server-sent events) polls the read model: the projection itself is a
 # hop behind, so polling faster would only add database load.
 FOLLOW_POLL_S = 0.5
+# How often a `wait=true` creation polls the read model for the end.
+WAIT_POLL_S = 0.2
 # A follower stream ends after this long even if the execution never ends (clients reconnect).
 FOLLOW_MAX_S = 3600.0
 # After the end, a follower waits at most this long for log lines its attempts say they sent
@@ -67,8 +91,8 @@ WHERE t.execution_id = $1
 """
 _COLUMNS = (
     "id, namespace, flow_id, flow_revision, state, labels, inputs, outputs, trigger,"
-    " parent_execution_id, original_execution_id, start_date, end_date, duration_ms,"
-    " state_history, last_seq"
+    " parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
+    " duration_ms, state_history, last_seq"
 )
 _TERMINAL = frozenset(s.value for s in State if s.is_terminal)
 # The execution and the newest seq among it and its task runs (what a follower watches).
@@ -124,8 +148,17 @@ async def start_execution(
     given_inputs: dict[str, Any],
     labels: dict[str, str],
     trigger: dict[str, Any] | None = None,
+    *,
+    submission: Submission | None = None,
+    scheduled: datetime | None = None,
 ) -> ExecutionCreated:
-    """Validate the inputs against the flow's current revision and send StartExecution."""
+    """Validate the inputs against the flow's current revision and send StartExecution.
+
+    Kestra (``ExecutionController.create``, ``FlowInputOutput.readExecutionInputs``): every
+    declared input is resolved (value, else its default; a required one without either is a
+    422 "missing required input"; values are typed); inputs the flow does not declare are not
+    kept (Kestra drops them silently; Headwater names them in ``unknownInputs`` and in a WARN
+    line of the execution). ``scheduleDate``: the execution waits in CREATED until then."""
     services.require_bus()
     record = services.store.record(namespace, flow_id)
     if record is None or record.flow is None:
@@ -133,6 +166,13 @@ async def start_execution(
     flow = record.flow
     if flow.get("disabled") is True:
         raise ProblemError(409, "Flow disabled", f"{namespace}/{flow_id} is disabled")
+    execution_id = new_id()
+    if submission is not None and submission.files:
+        await store_files(
+            services.storage, submission, flow.get("inputs"), namespace, flow_id, execution_id
+        )
+        given_inputs = submission.inputs
+    unknown = unknown_inputs(given_inputs, flow.get("inputs"))
     try:
         inputs = resolve_inputs(
             flow.get("inputs"),
@@ -148,9 +188,10 @@ async def start_execution(
             exc.message,
             errors=[p.to_dict() for p in exc.problems],
         ) from exc
+    notes = [f"input '{name}' is not declared by the flow: ignored" for name in unknown]
     command = StartExecution(
         command_id=new_id(),
-        execution_id=new_id(),
+        execution_id=execution_id,
         namespace=namespace,
         flow_id=flow_id,
         flow=flow,
@@ -158,6 +199,8 @@ async def start_execution(
         labels=labels,
         trigger=trigger,
         created=format_time(datetime.now(UTC)),
+        scheduled=None if scheduled is None else format_time(_utc(scheduled)),
+        notes=notes,
     )
     await _send(services, command)
     return ExecutionCreated(
@@ -168,7 +211,13 @@ async def start_execution(
         state=State.CREATED.value,
         inputs=mask_inputs(inputs, secret_input_ids(flow)),
         labels=labels_to_list(labels),
+        scheduleDate=command.scheduled,
+        unknownInputs=unknown,
     )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
 async def _send(services: ApiServices, command: Command) -> None:
@@ -289,7 +338,10 @@ def router(services: ApiServices) -> APIRouter:
     async def get_execution(execution_id: str) -> ExecutionOut:
         row = await current(execution_id)
         runs = await services.fetch(
-            "SELECT * FROM task_runs WHERE execution_id = $1 ORDER BY start_date, id",
+            # Kestra's taskRunList order: creation order, parents before children (rows
+            # projected before positions existed fall back to creation time).
+            "SELECT * FROM task_runs WHERE execution_id = $1"
+            " ORDER BY position NULLS LAST, start_date, id",
             execution_id,
         )
         return masked_execution(services, execution_from_row(row, runs))
@@ -342,16 +394,45 @@ def router(services: ApiServices) -> APIRouter:
         response_model=CommandAccepted,
         summary="Resume a PAUSED execution (with the Pause task's onResume inputs)",
         responses=problem_responses(400, 404, 409, 422),
+        openapi_extra=_INPUTS_BODY,
     )
-    async def resume_execution(
-        execution_id: str, body: ResumeBody | None = None
-    ) -> CommandAccepted:
-        inputs = body.inputs if body else {}
+    async def resume_execution(execution_id: str, request: Request) -> CommandAccepted:
+        """Kestra's resume: the first paused task run's ``onResume`` inputs are validated
+        here (a 422 names each problem, the execution stays PAUSED); files are uploaded."""
+        row = await current(execution_id)
+        submission = await read_submission(request, resume=True)
+        if row["state"] == "PAUSED":
+            spec = await _paused_on_resume(row)
+            if submission.files:
+                await store_files(
+                    services.storage, submission, spec, row["namespace"], row["flow_id"],
+                    execution_id,
+                )  # fmt: skip
+            try:
+                resolve_inputs(spec, submission.inputs, mode="typed")
+            except InputValidationError as exc:
+                raise ProblemError(
+                    422, "Invalid inputs", exc.message, errors=[p.to_dict() for p in exc.problems]
+                ) from exc
+        inputs = submission.inputs
         return await command(
             execution_id,
             frozenset({"PAUSED"}),
             lambda cid: Resume(command_id=cid, execution_id=execution_id, inputs=inputs),
         )
+
+    async def _paused_on_resume(row: Any) -> Any:
+        """The ``onResume`` of the execution's first paused task (by taskRunList order)."""
+        paused = await services.fetchrow(
+            "SELECT task_id FROM task_runs WHERE execution_id = $1 AND state = 'PAUSED'"
+            " ORDER BY position NULLS LAST, start_date LIMIT 1",
+            row["id"],
+        )
+        flow = services.store.get(row["namespace"], row["flow_id"], row["flow_revision"])
+        if paused is None or flow is None:
+            return None
+        task = index_tasks(flow).get(paused["task_id"]) or {}
+        return task.get("onResume")
 
     @api.post(
         "/{execution_id}/restart",
@@ -416,17 +497,54 @@ def router(services: ApiServices) -> APIRouter:
 
     @api.post(
         "/{namespace}/{flow_id}",
-        response_model=ExecutionCreated,
+        response_model=ExecutionCreated | ExecutionOut,
         summary="Start an execution of a flow's current revision",
         responses=problem_responses(400, 404, 409, 413, 422),
+        openapi_extra=_INPUTS_BODY,
     )
     async def create_execution(
-        namespace: str, flow_id: str, body: ExecutionCreate | None = None
-    ) -> ExecutionCreated:
-        body = body or ExecutionCreate()
-        return await start_execution(
-            services, namespace, flow_id, dict(body.inputs), _labels_dict(body.labels)
+        namespace: str,
+        flow_id: str,
+        request: Request,
+        labels: Annotated[
+            list[str] | None, Query(description="Labels as key:value (Kestra's form).")
+        ] = None,
+        scheduleDate: Annotated[
+            datetime | None, Query(description="Start at this date-time, not now.")
+        ] = None,
+        wait: Annotated[
+            bool, Query(description="Answer once the execution ended, with its task runs.")
+        ] = False,
+    ) -> ExecutionCreated | ExecutionOut:
+        submission = await read_submission(request)
+        all_labels = {**query_labels(labels), **submission.labels}
+        check_labels(all_labels)
+        created = await start_execution(
+            services,
+            namespace,
+            flow_id,
+            submission.inputs,
+            all_labels,
+            submission=submission,
+            scheduled=scheduleDate,
         )
+        if not wait:
+            return created
+        return await _until_ended(created.id)
+
+    async def _until_ended(execution_id: str) -> ExecutionOut:
+        """Kestra's ``wait=true``: the execution once it ended (isStopFollow), as GET shows
+        it; polled from the read model, which trails the executor by one projection hop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FOLLOW_MAX_S
+        while loop.time() < deadline:
+            row = await services.fetchrow(
+                "SELECT state FROM executions WHERE id = $1", execution_id
+            )
+            if row is not None and row["state"] in _TERMINAL:
+                break
+            await asyncio.sleep(WAIT_POLL_S)
+        return await get_execution(execution_id)
 
     return api
 

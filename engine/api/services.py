@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,6 +31,7 @@ from engine.flows.store import FlowFollower, FlowStore
 from engine.projector.schema import migrate
 from engine.settings import Settings
 from engine.stores.secrets import SecretMasker, secret_masker
+from engine.stores.storage import LocalStorage
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class ApiServices:
         # Made on the first health probe and dropped at close: a librdkafka client that outlives
         # the broker keeps logging failed reconnects (e.g. at the end of `headwater dev`).
         self._probe: BusAdmin | None = None
+        self._storage: LocalStorage | None = None
 
     async def start(self) -> None:
         self._bus_task = Supervised("api-bus-connect", self._connect_bus())
@@ -169,6 +173,15 @@ class ApiServices:
             # A value the database cannot hold (a NUL byte, an out-of-range number): the
             # caller's mistake, not ours.
             raise ProblemError(400, "Invalid value", str(exc)) from exc
+
+    @property
+    def storage(self) -> LocalStorage:
+        """Internal storage, where uploaded input files go (the workers' storage root)."""
+        if self._storage is None:
+            configured = self.settings.worker.storage_dir
+            root = configured or str(Path(tempfile.gettempdir()) / "headwater-storage")
+            self._storage = LocalStorage(root)
+        return self._storage
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         rows = await self.fetch(sql, *args)

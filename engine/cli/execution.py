@@ -56,7 +56,8 @@ def _state(name: str) -> Text:
 
 
 def task_table(execution: JSON) -> Table:
-    """The execution's task runs: one row each, children indented under their parent."""
+    """The execution's task runs: one row each, in Kestra's taskRunList order (creation
+    order, as the API lists them), children indented under their parent."""
     title = Text.assemble(
         f"{execution['namespace']}.{execution['flowId']} ",
         _state(execution["state"]["current"]),

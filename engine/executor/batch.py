@@ -56,7 +56,7 @@ from engine.reducer.commands import (
 )
 from engine.reducer.context import index_tasks
 from engine.reducer.decide import decide
-from engine.reducer.ids import make_id
+from engine.reducer.flow_subflow import resolve_child
 from engine.reducer.model import Decision, ExecutionState, OutgoingCommand, StopJob
 from schemas.envelope import EnvelopeError
 
@@ -306,31 +306,19 @@ class BatchDecider:
         now: datetime,
         records: list[OutRecord],
     ) -> None:
-        cmd = outgoing.command
+        cmd: Command = outgoing.command
         ref = outgoing.resolve_flow
         if ref is not None and isinstance(cmd, StartExecution):
             namespace = str(ref.get("namespace"))
             flow_id = str(ref.get("flowId") or ref.get("flow_id"))
             revision = ref.get("revision")
             flow = self.flows.get(namespace, flow_id, int(revision) if revision else None)
-            if flow is None:
-                log.error(
-                    "execution %s: subflow %s.%s (revision %s) is not deployed; child %s fails",
-                    state.execution_id, namespace, flow_id, revision or "latest", cmd.execution_id,
+            cmd = resolve_child(cmd, flow, ref)
+            if isinstance(cmd, ChildExecutionEnded):
+                log.warning(
+                    "execution %s: subflow %s.%s cannot start: %s",
+                    state.execution_id, namespace, flow_id, cmd.error,
                 )  # fmt: skip
-                if cmd.parent is not None:
-                    cmd = ChildExecutionEnded(
-                        command_id=make_id("unresolved", cmd.execution_id),
-                        execution_id=cmd.parent.execution_id,
-                        child_execution_id=cmd.execution_id,
-                        parent_task_run_id=cmd.parent.task_run_id,
-                        state="FAILED",
-                    )
-                    records.append(
-                        out(self.topics.commands.name, command_record(cmd, occurred=now))
-                    )
-                return
-            cmd.flow = flow
         records.append(out(self.topics.commands.name, command_record(cmd, occurred=now)))
 
 

@@ -33,6 +33,7 @@ watermark is not trustworthy on Tansu).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -55,7 +56,7 @@ from engine.executor.restore import read_partitions
 from engine.executor.store import StateStore
 from engine.flows.store import FlowFollower, FlowStore
 from engine.reducer.commands import TimerFired
-from engine.reducer.decide import decide
+from engine.reducer.decide import decide, run_env
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ class Executor:
         self.store = StateStore(settings.executor.purge_after_s)
         self._on_crash = on_crash
         self._consumer_overrides = consumer_overrides or {}
+        if decide_fn is decide:  # the envs and globals of this process (Kestra's RunContextCache)
+            v = settings.variables
+            env = run_env(dict(os.environ), v.env_vars_prefix, v.redacted_env_vars, v.globals)
+            decide_fn = functools.partial(decide, env=env)
         self._decide = decide_fn
         self._known_topics: set[str] = set()
         self._wake = asyncio.Event()

@@ -3,7 +3,9 @@
 ``resolve_inputs(declared, given, mode=...)`` turns what a caller passed (an API body, a
 trigger, a subflow task, a Pause ``onResume``) into the ``inputs`` of an execution:
 
-- ``typed`` (what the API does): every declared input is looked at; a missing value takes the
+- ``typed`` (what the API does): every declared input is looked at (an input whose
+  ``dependsOn`` inputs are not all enabled, or whose ``dependsOn.condition`` is not true, is
+  disabled: neither checked nor kept, as Kestra's ``resolveInputValue``); a missing value takes the
   input's ``defaults`` (rendered first when a ``render_default`` hook is given: Kestra renders
   defaults since 0.24), a missing required one is a problem, a present one is parsed to its
   type (``"3"`` -> 3 for INT, a JSON string -> a map for JSON...) and checked against its
@@ -118,33 +120,81 @@ def resolve_inputs(
     if mode == "raw":
         return dict(given or {})
     given = given or {}
-    out: dict[str, Any] = {}
-    problems: list[InputProblem] = []
+    specs: dict[str, Mapping[str, Any]] = {}
     for spec in declared if isinstance(declared, list) else []:
-        if not isinstance(spec, Mapping):
-            continue
-        name = input_id(spec)
-        value = given.get(name)
+        if isinstance(spec, Mapping):
+            specs.setdefault(input_id(spec), spec)
+    resolver = _Resolver(specs, given, render_default)
+    for name in specs:
+        resolver.resolve(name)
+    if resolver.problems:
+        raise InputValidationError(resolver.problems, flow_id=flow_id)
+    return _nest({k: v for k, v in resolver.values.items() if k in resolver.enabled})
+
+
+class _Resolver:
+    """FlowInputOutput.resolveInputs: each input resolved once, its ``dependsOn`` inputs
+    first. An input is enabled when all its dependencies are and its ``condition`` (rendered
+    with the dependencies' values) is true; a disabled input is not checked and not kept."""
+
+    def __init__(
+        self,
+        specs: dict[str, Mapping[str, Any]],
+        given: Mapping[str, Any],
+        render: Callable[[Any, Mapping[str, Any]], Any] | None,
+    ) -> None:
+        self.specs = specs
+        self.given = given
+        self.render = render
+        self.values: dict[str, Any] = {}
+        self.enabled: set[str] = set()
+        self.done: set[str] = set()
+        self.problems: list[InputProblem] = []
+
+    def resolve(self, name: str) -> bool:
+        """Resolve ``name`` (once); whether it is enabled."""
+        if name in self.done:
+            return name in self.enabled
+        self.done.add(name)  # a dependency cycle sees it as not enabled
+        spec = self.specs[name]
+        depends = spec.get("dependsOn")
+        deps = [str(d) for d in (depends or {}).get("inputs") or [] if isinstance(depends, Mapping)]
+        deps = [d for d in deps if d != name and d in self.specs]
+        enabled = all([self.resolve(d) for d in deps])
+        condition = depends.get("condition") if isinstance(depends, Mapping) else None
+        if enabled and condition is not None:
+            scope = _nest({d: self.values.get(d) for d in deps if d in self.enabled})
+            try:
+                result = self.render(condition, scope) if self.render is not None else condition
+            except (HeadwaterError, ValueError, TypeError) as exc:
+                message = getattr(exc, "message", str(exc))
+                self.problems.append(
+                    InputProblem(name, kind_of(spec), None, f"Invalid condition: {message}")
+                )
+                return False
+            enabled = result is True or str(result).strip().lower() == "true"
+        if not enabled:
+            return False
+        self.enabled.add(name)
+        value = self.given.get(name)
         try:
             if value is None and spec.get("defaults") is not None:
                 value = spec["defaults"]
-                if render_default is not None:
-                    value = render_default(value, _nest(dict(out)))
+                if self.render is not None:
+                    value = self.render(value, _nest(dict(self.values)))
             if value is None:
                 if is_required(spec):
                     raise InvalidValue(kind_of(spec), "missing required input")
-                out[name] = None
-                continue
-            out[name] = parse_value(spec, value)
+                self.values[name] = None
+                return True
+            self.values[name] = parse_value(spec, value)
         except InvalidValue as exc:
-            problems.append(InputProblem(name, exc.expected, shown(value), exc.message))
+            self.problems.append(InputProblem(name, exc.expected, shown(value), exc.message))
         except (ValueError, TypeError) as exc:  # a default that failed to render
-            problems.append(InputProblem(name, kind_of(spec), shown(value), str(exc)))
+            self.problems.append(InputProblem(name, kind_of(spec), shown(value), str(exc)))
         except HeadwaterError as exc:  # a default whose expression failed (ExpressionError)
-            problems.append(InputProblem(name, kind_of(spec), shown(value), exc.message))
-    if problems:
-        raise InputValidationError(problems, flow_id=flow_id)
-    return _nest(out)
+            self.problems.append(InputProblem(name, kind_of(spec), shown(value), exc.message))
+        return True
 
 
 def flow_default_renderer(

@@ -51,6 +51,13 @@ def normalize_flow_dict(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(triggers, list):
         for trigger in triggers:
             _normalize_plugin(trigger, defaults)
+    listeners = flow.get("listeners")
+    if isinstance(listeners, list):
+        for listener in listeners:
+            if isinstance(listener, dict):
+                _normalize_task_list(listener.get("tasks"), defaults)
+                for condition in listener.get("conditions") or []:
+                    _normalize_plugin(condition, defaults)
     return flow
 
 
@@ -62,6 +69,12 @@ def iter_tasks(container: Any) -> Iterator[dict[str, Any]]:
         for task in _task_list(container.get(key)):
             yield task
             yield from iter_tasks(task)
+    listeners = container.get("listeners") if "type" not in container else None
+    for listener in listeners if isinstance(listeners, list) else []:
+        if isinstance(listener, dict):
+            for task in _task_list(listener.get("tasks")):
+                yield task
+                yield from iter_tasks(task)
     for key in TASK_MAP_KEYS:
         cases = container.get(key)
         if isinstance(cases, dict):

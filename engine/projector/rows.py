@@ -225,7 +225,12 @@ def _task_run_tuple(execution_id: str, seq: int, p: JSON) -> tuple[Any, ...]:
         _duration_ms(start, end),
         dumps(history),
         seq,
+        _position(p.get("position")),
     )
+
+
+def _position(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def _execution_row(env: Envelope) -> ExecutionRow:

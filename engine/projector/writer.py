@@ -47,12 +47,14 @@ WHERE excluded.last_seq > executions.last_seq
 _TASK_RUNS_SQL = """
 INSERT INTO task_runs (id, execution_id, task_id, type, parent_id, value, "values", iteration,
     branch, state, attempts, outputs, worker, start_date, end_date, duration_ms, state_history,
-    last_seq)
+    last_seq, position)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
     $7::jsonb[], $8::int[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[],
-    $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::jsonb[], $18::bigint[])
+    $14::timestamptz[], $15::timestamptz[], $16::bigint[], $17::jsonb[], $18::bigint[],
+    $19::int[])
     AS u(id, execution_id, task_id, type, parent_id, value, "values", iteration, branch, state,
-    attempts, outputs, worker, start_date, end_date, duration_ms, state_history, last_seq)
+    attempts, outputs, worker, start_date, end_date, duration_ms, state_history, last_seq,
+    position)
 WHERE NOT EXISTS (SELECT 1 FROM purged_executions p WHERE p.execution_id = u.execution_id)
 ON CONFLICT (id) DO UPDATE SET
     execution_id = excluded.execution_id, task_id = excluded.task_id, type = excluded.type,
@@ -61,7 +63,7 @@ ON CONFLICT (id) DO UPDATE SET
     attempts = excluded.attempts, outputs = excluded.outputs, worker = excluded.worker,
     start_date = excluded.start_date, end_date = excluded.end_date,
     duration_ms = excluded.duration_ms, state_history = excluded.state_history,
-    last_seq = excluded.last_seq
+    last_seq = excluded.last_seq, position = excluded.position
 WHERE excluded.last_seq > task_runs.last_seq
 """
 

@@ -78,6 +78,12 @@ class StartExecution(Command):
     # The flow's concurrency admission (engine.reducer.admission): RUN, QUEUED (wait for an
     # Admitted command), CANCELLED or FAILED (the execution ends at once).
     admission: str = "RUN"
+    # What the creator noticed and the execution's logs should say (WARN), e.g. inputs the
+    # flow does not declare.
+    notes: list[str] = field(default_factory=list)
+    # Why the execution cannot run (a trigger's inputs that did not render): it is created
+    # FAILED with this message at ERROR, never started with half-rendered inputs.
+    error: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -183,7 +189,13 @@ class ChildExecutionEnded(Command):
     child_execution_id: str
     parent_task_run_id: str
     state: str
-    outputs: JSON = field(default_factory=dict)
+    # The subflow's outputs as the parent's task sees them (the child flow's typed
+    # ``outputs``, else the task's legacy ``outputs`` rendered in the child); None: none.
+    outputs: JSON | None = field(default_factory=dict)
+    # Why the child could not be started (unknown or disabled flow, invalid inputs).
+    error: str | None = None
+    # Why the outputs could not be extracted (Kestra fails the parent's task).
+    outputs_error: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -8,6 +8,7 @@ Flowable task families register a :class:`Flowable` handler here by canonical ty
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from engine.reducer.model import (
 )
 from engine.reducer.render import Renderer
 from engine.reducer.states import State
+from engine.reducer.trigger import execution_variables, trigger_variables
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 # Keys of a task whose values are lists of tasks (Dag wraps each task in {task, dependsOn}).
@@ -52,10 +54,8 @@ class Flowable:
         """Resume a PAUSED run; returns an error message when the inputs are refused."""
         return f"task {run.task_id} ({run.type}) cannot be resumed"
 
-    def on_child_ended(
-        self, ctx: Ctx, run: TaskRun, task: JSON, state: State, outputs: JSON, child: str
-    ) -> None:
-        """A child execution started by this run ended."""
+    def on_child_ended(self, ctx: Ctx, run: TaskRun, task: JSON, ended: Any) -> None:
+        """A child execution started by this run ended (``ended``: ChildExecutionEnded)."""
 
 
 FLOWABLES: dict[str, Flowable] = {}
@@ -120,6 +120,14 @@ def _index_tasks(flow: JSON) -> dict[str, JSON]:
         if not isinstance(node, dict):
             continue
         lists = [node.get(k) for k in _TASK_LISTS]
+        if node is flow:  # the tasks run once the execution ended
+            lists.append(node.get("afterExecution"))
+            listeners = node.get("listeners")
+            lists.extend(
+                listener.get("tasks")
+                for listener in (listeners if isinstance(listeners, list) else [])
+                if isinstance(listener, dict)
+            )
         cases = node.get("cases")
         if isinstance(cases, dict):
             lists.extend(cases.values())
@@ -143,9 +151,12 @@ class Ctx:
         "_outputs",
         "_renderer",
         "_seed",
+        "_tasks",
         "decision",
         "dirty_exec",
         "dirty_runs",
+        "env",
+        "moved",
         "narrow",
         "now",
         "now_dt",
@@ -153,13 +164,24 @@ class Ctx:
         "tasks",
     )
 
-    def __init__(self, state: ExecutionState, now: datetime, seed: str, tasks: dict[str, JSON]):
+    def __init__(
+        self,
+        state: ExecutionState,
+        now: datetime,
+        seed: str,
+        tasks: dict[str, JSON],
+        env: JSON | None = None,
+    ):
         self.state = state
+        # The executor's ``envs`` and ``globals`` (RunContextCache), given like ``now``.
+        self.env: JSON = env or {}
         self.now_dt = now
         self.now = iso(now)
         self.decision = Decision(state)
         self.dirty_runs: dict[str, None] = {}
         self.dirty_exec = False
+        # The execution's state changed in this decision (see finish).
+        self.moved = False
         # True while deciding a task run's own news (TaskStarted, TaskResult, Heartbeat): only
         # the runs it touches can move, so loops may skip their untouched running iterations.
         self.narrow = False
@@ -167,6 +189,7 @@ class Ctx:
         self._seed = seed
         self._renderer: Renderer | None = None  # most commands render nothing
         self._outputs: JSON | None = None
+        self._tasks: JSON | None = None
         self._logs: list[JSON] = []
 
     @property
@@ -194,6 +217,7 @@ class Ctx:
 
     def touch(self, run: TaskRun) -> None:
         self.dirty_runs[run.id] = None
+        self._tasks = None
 
     def finish(self) -> Decision:
         st = self.state
@@ -208,9 +232,14 @@ class Ctx:
             events.append(Event("TaskRunUpdated", st.execution_id, st.seq, self.now, payload))
         if self.dirty_exec:
             st.seq += 1
-            events.append(
-                Event("ExecutionUpdated", st.execution_id, st.seq, self.now, st.summary())
-            )
+            summary = st.summary()
+            if self.moved:
+                # A state change is what Flow triggers evaluate; their `inputs` may read the
+                # execution's task outputs (Flow.evaluate renders them in its RunContext).
+                outputs = self.outputs_map()
+                if outputs:
+                    summary["task_outputs"] = outputs
+            events.append(Event("ExecutionUpdated", st.execution_id, st.seq, self.now, summary))
         return self.decision
 
     # --- state changes -----------------------------------------------------------------
@@ -236,6 +265,7 @@ class Ctx:
         changed = self.state.set_state(state, self.now)
         if changed:
             self.dirty_exec = True
+            self.moved = True
         return changed
 
     def set_outputs(self, run: TaskRun, outputs: JSON) -> None:
@@ -294,7 +324,9 @@ class Ctx:
             state=State.CREATED,
             history=[[State.CREATED.value, self.now]],
             iteration=iteration,
+            position=st.next_position,
         )
+        st.next_position += 1
         st.task_runs[run_id] = run
         self._index().setdefault((parent_id, tuple(values), iteration), {})[run.task_id] = run
         self.touch(run)
@@ -386,6 +418,23 @@ class Ctx:
             self._outputs = out
         return self._outputs
 
+    def tasks_map(self) -> JSON:
+        """RunVariables' ``tasks``: each task's state (``tasks.t.state``), by loop value
+        for runs that have one (``tasks.t['a'].state``)."""
+        if self._tasks is None:
+            out: JSON = {}
+            for run in self.state.task_runs.values():
+                entry = {"state": run.state.value}
+                if run.value is None:
+                    out[run.task_id] = entry
+                else:
+                    node = out.get(run.task_id)
+                    if not isinstance(node, dict) or "state" in node:
+                        node = out[run.task_id] = {}
+                    node[run.value] = entry
+            self._tasks = out
+        return self._tasks
+
     def input_variables(self) -> JSON:
         """Given inputs over the declared defaults: an execution created without inputs
         (a trigger, ``inputs_mode: none``) still reads each input's default."""
@@ -399,6 +448,8 @@ class Ctx:
         st = self.state
         start = st.history[0][1] if st.history else self.now
         variables: JSON = {
+            "envs": self.env.get("envs") or {},
+            "globals": self.env.get("globals") or {},
             "flow": {
                 "id": st.flow_id,
                 "namespace": st.namespace,
@@ -414,11 +465,18 @@ class Ctx:
             "labels": _nested_labels(st.labels),
             "outputs": self.outputs_map(),
         }
+        if task is None or mentions_tasks(task):
+            # Rebuilt whenever a run changes: only for the tasks that read it (a big loop
+            # would otherwise rebuild it for every job it dispatches).
+            variables["tasks"] = self.tasks_map()
         inputs = self.input_variables()
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
             variables["inputs"] = inputs
         if st.trigger is not None:
-            variables["trigger"] = st.trigger
+            trigger = trigger_variables(st.trigger)
+            if trigger is not None:
+                variables["trigger"] = trigger
+            variables.update(execution_variables(st.trigger))
         if run is None:
             return variables
         variables["task"] = {"id": run.task_id, "type": run.type}
@@ -427,10 +485,13 @@ class Ctx:
         parents: list[JSON] = []
         parent = st.task_runs.get(run.parent_id) if run.parent_id else None
         while parent is not None:
+            # Execution.parents: each parent with a loop value or outputs, closest first.
+            entry: JSON = {}
             if parent.value is not None:
-                entry: JSON = {"taskrun": {"value": parent.value}}
-                if parent.outputs:
-                    entry["outputs"] = parent.outputs
+                entry["taskrun"] = {"value": parent.value}
+            if parent.outputs:
+                entry["outputs"] = parent.outputs
+            if entry:
                 parents.append(entry)
             if "workerTaskrun" not in variables and parent.type == WORKING_DIRECTORY:
                 # Kestra runs a WorkingDirectory's tasks with its task run as
@@ -439,10 +500,36 @@ class Ctx:
                 if worker["value"] is not None:
                     taskrun["value"] = worker["value"]
             parent = st.task_runs.get(parent.parent_id) if parent.parent_id else None
+        variables["parents"] = parents  # RunVariables: always there for a task run
         if parents:
-            variables["parents"] = parents
             variables["parent"] = parents[0]
         return variables
+
+
+# Task dicts -> whether an expression of theirs names the ``tasks`` variable (same caching
+# rule as the task index: keyed by identity, holding the task so an id is never reused).
+_MENTIONS: dict[int, tuple[JSON, bool]] = {}
+_TASKS_WORD = re.compile(r"\btasks\b")
+
+
+def mentions_tasks(task: JSON) -> bool:
+    hit = _MENTIONS.get(id(task))
+    if hit is not None and hit[0] is task:
+        return hit[1]
+    found = False
+    stack: list[Any] = [v for k, v in task.items() if k not in _TASK_LISTS]
+    while stack and not found:
+        node = stack.pop()
+        if isinstance(node, str):
+            found = ("{{" in node or "{%" in node) and _TASKS_WORD.search(node) is not None
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if len(_MENTIONS) >= INDEX_CACHE:
+        _MENTIONS.clear()
+    _MENTIONS[id(task)] = (task, found)
+    return found
 
 
 def _taskrun_variables(run: TaskRun) -> JSON:

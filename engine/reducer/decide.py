@@ -18,6 +18,7 @@ from typing import Any
 from engine.reducer import (  # registers flowables
     flow_basic,
     flow_each,
+    flow_resume,
     flow_subflow,
     flow_wait,
     lifecycle,
@@ -48,14 +49,34 @@ from engine.reducer.model import (
 from engine.reducer.scope import end_flowable
 from engine.reducer.states import State
 
-_REGISTERED = (flow_basic, flow_each, flow_subflow, flow_wait)
+_REGISTERED = (flow_basic, flow_each, flow_resume, flow_subflow, flow_wait)
 
 
-def decide(state: ExecutionState | None, command: Command, now: datetime) -> Decision:
+def decide(
+    state: ExecutionState | None,
+    command: Command,
+    now: datetime,
+    *,
+    env: dict[str, Any] | None = None,
+) -> Decision:
+    """``env``: the ``envs`` and ``globals`` variables of the process (:func:`run_env`)."""
     try:
-        return _decide(state, command, now)
+        return _decide(state, command, now, env)
     except Exception as exc:  # the contract: never raise, a failure becomes data
         return _internal_failure(state, command, now, exc)
+
+
+def run_env(
+    environ: dict[str, str], prefix: str, redacted: list[str], globals_: dict[str, Any]
+) -> dict[str, Any]:
+    """Kestra's RunContextCache: environment variables named ``prefix...`` (minus the
+    redacted ones) as ``envs`` (prefix dropped, lower case), and the configured ``globals``."""
+    envs = {
+        name[len(prefix) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(prefix) and name not in redacted
+    }
+    return {"envs": envs, "globals": globals_}
 
 
 def _log_only(execution_id: str, now: datetime, level: str, message: str) -> Decision:
@@ -63,7 +84,9 @@ def _log_only(execution_id: str, now: datetime, level: str, message: str) -> Dec
     return Decision(None, events=[event])
 
 
-def _decide(state: ExecutionState | None, command: Command, now: datetime) -> Decision:
+def _decide(
+    state: ExecutionState | None, command: Command, now: datetime, env: dict[str, Any] | None
+) -> Decision:
     if state is None:
         if not isinstance(command, StartExecution):
             return _log_only(
@@ -74,8 +97,10 @@ def _decide(state: ExecutionState | None, command: Command, now: datetime) -> De
                 f"{command.execution_id} dropped",
             )
         state = lifecycle.new_state(command, iso(now))
-        ctx = _context(state, command, now)
+        ctx = _context(state, command, now, env)
         ctx.dirty_exec = True
+        for run in state.task_runs.values():  # a replay's copied runs are news to the reader
+            ctx.touch(run)
         _remember(state, command.command_id)
         _apply_start(ctx, command)
         return ctx.finish()
@@ -84,7 +109,7 @@ def _decide(state: ExecutionState | None, command: Command, now: datetime) -> De
     if command.command_id in state.seen_index:
         return Decision(state, duplicate=True)
     _remember(state, command.command_id)
-    ctx = _context(state, command, now)
+    ctx = _context(state, command, now, env)
     ctx.narrow = isinstance(command, _NARROW)
     handler = _HANDLERS.get(type(command))
     if handler is None:
@@ -94,10 +119,12 @@ def _decide(state: ExecutionState | None, command: Command, now: datetime) -> De
     return ctx.finish()
 
 
-def _context(state: ExecutionState, command: Command, now: datetime) -> Ctx:
+def _context(
+    state: ExecutionState, command: Command, now: datetime, env: dict[str, Any] | None
+) -> Ctx:
     if state.task_index is None:
         state.task_index = index_tasks(state.flow)
-    return Ctx(state, now, command.command_id, state.task_index)
+    return Ctx(state, now, command.command_id, state.task_index, env)
 
 
 def _remember(state: ExecutionState, command_id: str) -> None:
@@ -134,6 +161,12 @@ def _internal_failure(
 
 
 def _apply_start(ctx: Ctx, cmd: StartExecution) -> None:
+    for note in cmd.notes:
+        ctx.log("WARN", note)
+    if cmd.error is not None:
+        ctx.log("ERROR", cmd.error)
+        ctx.set_exec_state(State.FAILED)
+        return
     admission = cmd.admission.upper()
     if admission in ("CANCELLED", "FAILED"):
         ctx.log("WARN", f"flow concurrency limit reached: execution {admission}")
@@ -252,8 +285,7 @@ def _apply_child_ended(ctx: Ctx, cmd: ChildExecutionEnded) -> None:
     if run is None or handler is None:
         ctx.log("WARN", f"end of child {cmd.child_execution_id} for unknown task run dropped")
         return
-    state = State(cmd.state)
-    handler.on_child_ended(ctx, run, ctx.task_of(run), state, cmd.outputs, cmd.child_execution_id)
+    handler.on_child_ended(ctx, run, ctx.task_of(run), cmd)
     lifecycle.advance(ctx)
 
 

@@ -77,7 +77,8 @@ class ParallelTask(Flowable):
 
 @register
 class IfTask(Flowable):
-    """``condition`` is rendered once, when the run starts; the branch is remembered."""
+    """``condition`` is rendered once, when the run starts; the branch is remembered, and is
+    Kestra's output ``evaluationResult`` (If.outputs)."""
 
     types = (f"{FLOW}If",)
 
@@ -85,6 +86,7 @@ class IfTask(Flowable):
         ctx.set_state(run, State.RUNNING)
         truth = ctx.renderer.is_true(task.get("condition"), ctx.variables(run, task))
         run.data["branch"] = "then" if truth else "else"
+        ctx.set_outputs(run, {"evaluationResult": truth})
         self.step(ctx, run, task)
 
     def step(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:

@@ -1,10 +1,22 @@
 """Flowables that wait: Pause and WaitFor.
 
-Pause: the run (and the execution) becomes PAUSED. It resumes on a ``Resume`` command — whose
-inputs are validated against ``onResume`` and become ``outputs.<pause>.onResume`` — or when its
-timer fires: ``pauseDuration`` with ``behavior`` RESUME (default) / WARN / FAIL / CANCEL,
-legacy ``delay`` (= RESUME) and ``timeout`` (= FAIL). Once resumed, its ``tasks`` (legacy) run.
-Kestra's history for a timed-out pause is PAUSED -> RUNNING -> FAILED; we keep that.
+Pause (Kestra 0.20 ``plugin/core/flow/Pause.java``, ``ExecutorService.handlePausedDelay``,
+``ExecutionService.resume``/``markAs``):
+
+- the task run goes CREATED -> RUNNING -> PAUSED (``needPause``), and the execution PAUSED;
+- ``delay`` and ``timeout`` are rendered (they may be expressions: inputs, outputs...) with
+  the execution's variables when the run pauses; a rendering to nothing means none. With a
+  delay, the run resumes (RUNNING) ``delay`` after it paused; with only a timeout, it fails
+  (PAUSED -> FAILED) ``timeout`` after it paused. A value that does not render or is not a
+  duration fails the task run with the message;
+- ``pauseDuration`` with ``behavior`` RESUME (default) / WARN / FAIL / CANCEL (later Kestra
+  versions) is read the same way;
+- a resume (the API, a Resume task, or the delay) moves the paused run to RUNNING, then,
+  without legacy ``tasks``, to SUCCESS at once; the execution goes RESTARTED then RUNNING
+  (``markAs`` then ``handleRestart``: "Flow restarted") once no task run is paused. Resume
+  inputs are validated against ``onResume`` like an execution's inputs and become
+  ``outputs.<pause>.onResume`` (only when ``onResume`` is declared). The legacy ``tasks`` then
+  run, with ``errors``.
 
 WaitFor: run ``tasks``, then render ``condition``; true ends the run SUCCESS, false starts the
 next iteration after ``checkFrequency.interval`` — until ``maxIterations`` or ``maxDuration``
@@ -14,6 +26,7 @@ counts finished iterations, from 0.
 
 from __future__ import annotations
 
+from engine.errors import ExpressionError
 from engine.flows.inputs import InputValidationError, resolve_inputs
 from engine.reducer.context import Ctx, Flowable, register
 from engine.reducer.ids import make_id, parse_duration, seconds_between
@@ -28,20 +41,41 @@ WAITFOR_MAX_ITERATIONS = 100
 WAITFOR_MAX_DURATION = 3600.0
 
 
+def _rendered_duration(ctx: Ctx, value: object) -> float | None:
+    """A Property<Duration>: rendered, then read; blank is none (Kestra: "rendering can lead
+    to null")."""
+    if value is None:
+        return None
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        value = ctx.renderer.render(value, ctx.variables(None))
+        if value is None or not str(value).strip():
+            return None
+    return parse_duration(value)
+
+
 @register
 class PauseTask(Flowable):
     types = (f"{FLOW}Pause",)
 
     def start(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
+        ctx.set_state(run, State.RUNNING)
         ctx.set_state(run, State.PAUSED)
-        duration = task.get("pauseDuration", task.get("delay"))
+        try:
+            delay = _rendered_duration(ctx, task.get("delay"))
+            timeout = _rendered_duration(ctx, task.get("timeout"))
+            duration = _rendered_duration(ctx, task.get("pauseDuration"))
+        except (ExpressionError, ValueError) as exc:
+            fail(ctx, run, f"Pause {run.task_id}: {getattr(exc, 'message', exc)}")
+            return
         behavior = str(task.get("behavior", "RESUME")).upper()
-        if duration is None and task.get("timeout") is not None:
-            duration, behavior = task["timeout"], "FAIL"
+        if delay is not None:
+            duration, behavior = delay, "RESUME"
+        elif duration is None and timeout is not None:
+            duration, behavior = timeout, "FAIL"
         if duration is not None:
             ctx.arm(
                 make_id("pause", run.id),
-                parse_duration(duration),
+                duration,
                 "pause",
                 {"run": run.id, "behavior": behavior},
             )
@@ -49,7 +83,6 @@ class PauseTask(Flowable):
     def on_timer(self, ctx: Ctx, run: TaskRun, task: JSON, timer: Timer) -> None:
         if run.state != State.PAUSED:
             return
-        ctx.set_state(run, State.RUNNING)
         behavior = timer.data.get("behavior", "RESUME")
         if behavior == "FAIL":
             ctx.log("ERROR", f"Pause {run.task_id} timed out", run)
@@ -60,7 +93,9 @@ class PauseTask(Flowable):
         else:
             if behavior == "WARN":
                 run.data["warn"] = True
+            ctx.set_state(run, State.RUNNING)
             self.step(ctx, run, task)
+        restart_when_unpaused(ctx)
 
     def on_resume(self, ctx: Ctx, run: TaskRun, task: JSON, inputs: JSON) -> str | None:
         try:  # the same typed validation as an execution's own inputs
@@ -72,6 +107,7 @@ class PauseTask(Flowable):
             ctx.set_outputs(run, {"onResume": values})
         ctx.set_state(run, State.RUNNING)
         self.step(ctx, run, task)
+        restart_when_unpaused(ctx)
         return None
 
     def step(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
@@ -84,6 +120,15 @@ class PauseTask(Flowable):
             if final == State.SUCCESS and run.data.get("warn"):
                 final = State.WARNING
             end_flowable(ctx, run, task, final)
+
+
+def restart_when_unpaused(ctx: Ctx) -> None:
+    """ExecutionService.markAs: a PAUSED execution with no paused task run left is RESTARTED
+    (the walk that follows moves it to RUNNING, as ExecutorService.handleRestart does)."""
+    st = ctx.state
+    if st.state == State.PAUSED and not any(r.state == State.PAUSED for r in st.task_runs.values()):
+        if ctx.set_exec_state(State.RESTARTED):
+            ctx.log("INFO", "Flow restarted")
 
 
 @register

@@ -10,6 +10,7 @@ next execution, and a subflow child tells its parent.
 from __future__ import annotations
 
 from engine.errors import ExpressionError
+from engine.flows.input_types import InvalidValue, parse_value
 from engine.reducer import sla
 from engine.reducer.context import FLOWABLES, Ctx
 from engine.reducer.flow_subflow import CORRELATION_LABEL, kill_child
@@ -24,7 +25,7 @@ from engine.reducer.model import (
     TaskRun,
 )
 from engine.reducer.retry import CREATE_NEW_EXECUTION, RetryPolicy, next_retry, parse_retry
-from engine.reducer.scope import run_scope, timeout_of
+from engine.reducer.scope import enabled, run_list, run_scope, timeout_of
 from engine.reducer.states import State
 
 
@@ -60,6 +61,8 @@ def new_state(cmd: StartExecution, now: str) -> ExecutionState:
     )
     for data in cmd.seed_task_runs or []:
         run = TaskRun.from_dict(data)
+        run.position = state.next_position
+        state.next_position += 1
         state.task_runs[run.id] = run
     return state
 
@@ -74,16 +77,25 @@ def begin(ctx: Ctx) -> None:
 def advance(ctx: Ctx) -> None:
     """Walk the tree from the root; follow with the execution's state."""
     st = ctx.state
-    if st.state.is_terminal or st.state in (State.CREATED, State.QUEUED):
+    if st.state.is_terminal:
+        if st.after:
+            _run_after(ctx)
         return
+    if st.state in (State.CREATED, State.QUEUED):
+        return
+    if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
+        ctx.set_exec_state(State.RUNNING)
+    if st.flow.get("sla"):
+        ending = sla.check_assertions(ctx)
+        if ending is not None:
+            end(ctx, ending)
+            return
     flow = st.flow
     final = run_scope(ctx, None, flow.get("tasks"), flow.get("errors"), flow.get("finally"), [])
     if final is not None:
         end(ctx, final)
         return
-    if st.state in (State.KILLING, State.RESTARTED):
-        if st.state == State.RESTARTED:
-            ctx.set_exec_state(State.RUNNING)
+    if st.state == State.KILLING:
         return
     paused = any(r.state == State.PAUSED for r in st.task_runs.values())
     if paused and st.state == State.RUNNING:
@@ -93,6 +105,8 @@ def advance(ctx: Ctx) -> None:
 
 
 def _render_outputs(ctx: Ctx) -> JSON | None:
+    """The flow's ``outputs``, rendered and typed (ExecutorService.onEnd +
+    FlowInputOutput.typedOutputs); raises ValueError/ExpressionError with Kestra's message."""
     specs = ctx.state.flow.get("outputs")
     if not isinstance(specs, list) or not specs:
         return None
@@ -100,8 +114,31 @@ def _render_outputs(ctx: Ctx) -> JSON | None:
     out: JSON = {}
     for spec in specs:
         if isinstance(spec, dict) and "id" in spec:
-            out[str(spec["id"])] = ctx.renderer.render_value(spec.get("value"), variables)
+            value = ctx.renderer.render_value(spec.get("value"), variables)
+            out[str(spec["id"])] = typed_output(spec, value)
     return out
+
+
+# Output types whose value may be null (FlowInputOutput.parseType passes them through).
+_NULLABLE = frozenset({"STRING", "ENUM", "SELECT", "EMAIL"})
+
+
+def typed_output(spec: JSON, value: object) -> object:
+    """One flow output of its declared ``type`` (Kestra's parseType; no type: as rendered)."""
+    kind = str(spec.get("type") or "").upper()
+    if not kind:
+        return value
+    name = spec.get("id")
+    if value is None:
+        if kind in _NULLABLE:
+            return None
+        raise ValueError(f"Invalid output for `{name}`, Expected `{kind}` but received `null`")
+    try:
+        return parse_value(spec, value)
+    except InvalidValue as exc:
+        raise ValueError(
+            f"Invalid output for `{name}`, {exc.message}, but received `{value}`"
+        ) from exc
 
 
 def _new_execution_policy(ctx: Ctx) -> RetryPolicy | None:
@@ -118,40 +155,112 @@ def _new_execution_policy(ctx: Ctx) -> RetryPolicy | None:
 
 
 def end(ctx: Ctx, final: State, *, exited: bool = False) -> None:
-    """End the execution in ``final``; ``exited`` (an Exit task, see updates.py) skips the
-    flow outputs and the retry as a new execution, as Kestra's executor does."""
+    """End the execution: its flow outputs (any end; a failure to render or type them fails
+    the execution, as ExecutorService.onEnd does), a CREATE_NEW_EXECUTION retry, and the
+    parent of a subflow child told. ``exited`` (an Exit task, see updates.py) skips the flow
+    outputs and the retry as a new execution, as Kestra's executor does."""
     st = ctx.state
     if st.killing:
         final = State.KILLED
-    if final in (State.SUCCESS, State.WARNING) and not exited:
+    outputs_error: str | None = None
+    if not exited:
         try:
             st.outputs = _render_outputs(ctx)
         except (ExpressionError, ValueError, TypeError) as exc:
-            ctx.log("ERROR", f"flow outputs: {getattr(exc, 'message', exc)}")
-            final = State.FAILED
+            outputs_error = str(getattr(exc, "message", exc))
+            ctx.log("ERROR", f"Failed to render output values: {outputs_error}")
+            st.outputs = None
+            if final != State.KILLED:
+                final = State.FAILED
     if final == State.FAILED and not exited and _retry_as_new_execution(ctx):
         final = State.RETRIED
+        _mark_retried(ctx)
     ctx.set_exec_state(final)
     for timer_id in list(st.timers):
         ctx.cancel(timer_id)
+    if final != State.RETRIED:
+        st.after = [str(t["id"]) for t in _after_end_tasks(ctx) if isinstance(t.get("id"), str)]
+        if st.after:
+            _run_after(ctx)
     parent = st.parent
     if parent is not None and parent.wait and final != State.RETRIED:
-        outputs: JSON = dict(st.outputs or {})
-        if parent.outputs and final in (State.SUCCESS, State.WARNING):
-            try:
-                extra = ctx.renderer.render_value(parent.outputs, ctx.variables(None))
-                outputs.update(extra if isinstance(extra, dict) else {})
-            except (ExpressionError, ValueError, TypeError) as exc:
-                ctx.log("ERROR", f"subflow outputs: {getattr(exc, 'message', exc)}")
+        sent, error = _outputs_for_parent(ctx, outputs_error)
         command = ChildExecutionEnded(
             command_id=make_id("ended", st.execution_id, len(st.history)),
             execution_id=parent.execution_id,
             child_execution_id=st.execution_id,
             parent_task_run_id=parent.task_run_id,
             state=final.value,
-            outputs=outputs,
+            outputs=sent,
+            outputs_error=error,
         )
         ctx.decision.commands.append(OutgoingCommand(command))
+
+
+def _after_end_tasks(ctx: Ctx) -> list[JSON]:
+    """The tasks run once the execution ended: those of each listener whose conditions hold
+    (ConditionService.findValidListeners, conditions tested on the ended execution), then
+    ``afterExecution`` (Kestra 0.21+)."""
+    from triggers.conditions import condition_scope, simple_holds  # pure; only needed here
+
+    st = ctx.state
+    out: list[JSON] = []
+    listeners = st.flow.get("listeners")
+    if isinstance(listeners, list) and listeners:
+        summary = st.summary()
+        flow_ref = {"id": st.flow_id, "namespace": st.namespace}
+        scope = condition_scope(flow_ref, summary, {})
+        for listener in listeners:
+            if not isinstance(listener, dict):
+                continue
+            conditions = [c for c in listener.get("conditions") or [] if isinstance(c, dict)]
+            if all(simple_holds(c, summary, scope) for c in conditions):
+                out.extend(t for t in listener.get("tasks") or [] if isinstance(t, dict))
+    after = st.flow.get("afterExecution")
+    out.extend(t for t in (after if isinstance(after, list) else []) if isinstance(t, dict))
+    return out
+
+
+def _run_after(ctx: Ctx) -> None:
+    """Advance the after-end tasks, one after the other (ExecutorService.handleListeners:
+    resolveSequentialNexts); the execution's state no longer changes."""
+    st = ctx.state
+    tasks = [ctx.tasks[t] for t in st.after if t in ctx.tasks]
+    kids = ctx.children(None, [], None)
+    run_list(ctx, None, enabled(tasks), kids, [], None, "listeners", None)
+
+
+def _outputs_for_parent(ctx: Ctx, outputs_error: str | None) -> tuple[JSON | None, str | None]:
+    """Subflow.createSubflowExecutionResult, rendered in the child: the flow's typed outputs,
+    else the parent task's deprecated ``outputs`` map; (outputs or None, error or None)."""
+    st = ctx.state
+    if outputs_error is not None:
+        return None, outputs_error
+    if st.outputs is not None:
+        return dict(st.outputs), None
+    legacy = st.parent.outputs if st.parent else None
+    if not legacy:
+        return None, None
+    try:
+        rendered = ctx.renderer.render_value(legacy, ctx.variables(None))
+    except (ExpressionError, ValueError, TypeError) as exc:
+        return None, str(getattr(exc, "message", exc))
+    return (rendered if isinstance(rendered, dict) else {}), None
+
+
+def _mark_retried(ctx: Ctx) -> None:
+    """markWithTaskRunAs(RETRIED, markParents): each failed runnable (or Subflow) run and
+    the runs above it are RETRIED, as the execution is."""
+    st = ctx.state
+    for run in list(st.task_runs.values()):
+        if run.state != State.FAILED:
+            continue
+        if FLOWABLES.get(run.type) is not None and not run.type.endswith(".Subflow"):
+            continue
+        node: TaskRun | None = run
+        while node is not None:
+            ctx.set_state(node, State.RETRIED)
+            node = st.task_runs.get(node.parent_id) if node.parent_id else None
 
 
 def _retry_as_new_execution(ctx: Ctx) -> bool:
@@ -240,6 +349,7 @@ def restart(ctx: Ctx) -> None:
         return
     st.killing = False
     st.generation += 1
+    st.after = []
     ctx.set_exec_state(State.RESTARTED)
     restart_subtree(ctx, None)
     advance(ctx)
@@ -255,7 +365,10 @@ def restart_subtree(ctx: Ctx, root: TaskRun | None) -> None:
     doomed = [
         r
         for r in scope
-        if r.branch in ("errors", "finally") and (r.parent_id in failed_ids or r.parent_id is None)
+        if (
+            r.branch in ("errors", "finally") and (r.parent_id in failed_ids or r.parent_id is None)
+        )
+        or r.branch == "listeners"  # run again, after the new end
     ]
     for run in doomed:
         for gone in [run, *ctx.descendants(run.id)]:

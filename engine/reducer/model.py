@@ -122,6 +122,9 @@ class TaskRun:
     iteration: int | None = None
     # Flowable bookkeeping (loop values, chosen branch, child execution id, waitfor count...).
     data: JSON = field(default_factory=dict)
+    # Creation order in the execution (Kestra's taskRunList order: parents before children);
+    # the read model and the API list task runs by it.
+    position: int = -1
 
     @property
     def value(self) -> str | None:
@@ -146,6 +149,7 @@ class TaskRun:
             "outputs": self.outputs,
             "iteration": self.iteration,
             "data": self.data,
+            "position": self.position,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class TaskRun:
             outputs=d.get("outputs") or {},
             iteration=d.get("iteration"),
             data=d.get("data") or {},
+            position=d.get("position", -1),
         )
 
 
@@ -315,6 +320,10 @@ class ExecutionState:
     generation: int = 0
     # The execution's variables (``vars``) once a task changed them; None: the flow's.
     variables: JSON | None = None
+    # The position the next created task run takes (TaskRun.position).
+    next_position: int = 0
+    # Ids of the tasks run once the execution ended (matching listeners, afterExecution).
+    after: list[str] = field(default_factory=list)
     # Caches rebuilt on demand, never serialized.
     seen_index: set[str] | None = field(default=None, compare=False, repr=False)
     task_index: dict[str, JSON] | None = field(default=None, compare=False, repr=False)
@@ -378,11 +387,16 @@ class ExecutionState:
             "retry_number": self.retry_number,
             "generation": self.generation,
             "variables": self.variables,
+            "next_position": self.next_position,
+            "after": list(self.after),
         }
 
     @classmethod
     def from_dict(cls, d: JSON) -> ExecutionState:
-        runs = (TaskRun.from_dict(t) for t in d.get("task_runs") or [])
+        runs = [TaskRun.from_dict(t) for t in d.get("task_runs") or []]
+        for index, run in enumerate(runs):  # a snapshot from before positions: list order
+            if run.position < 0:
+                run.position = index
         timers = (Timer.from_dict(t) for t in d.get("timers") or [])
         return cls(
             execution_id=d["execution_id"],
@@ -408,6 +422,8 @@ class ExecutionState:
             retry_number=d.get("retry_number", 0),
             generation=d.get("generation", 0),
             variables=d.get("variables"),
+            next_position=d.get("next_position", len(runs)),
+            after=list(d.get("after") or []),
         )
 
 

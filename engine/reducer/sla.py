@@ -1,17 +1,24 @@
-"""Flow SLAs: ``sla:`` entries of type MAX_DURATION, enforced by a timer.
+"""Flow SLAs (Kestra 0.20 ``models/flows/sla/**``, ``services/SLAService``,
+``ExecutorService.handleExecutionChangedSLA``/``processViolation``, ``JdbcExecutor``'s SLA
+monitors).
 
-When the execution starts, each MAX_DURATION SLA arms a timer at (creation + ``duration``).
-If the execution is still not over when it fires, the SLA is violated, as in Kestra's
-``ExecutorService.processViolation``:
+- ``MAX_DURATION`` (``duration``): when the execution starts, a timer is armed at (creation
+  + ``duration``); if the execution is still not over when it fires, the SLA is violated with
+  the reason "execution duration of <d> exceed the maximum duration of <duration>.".
+- ``EXECUTION_ASSERTION`` (``assert``): on every change of a running execution, ``assert`` is
+  rendered with the execution's variables; a result that is not truthy (``false``, ``0``,
+  ``-0``, blank) violates it: "assertion is false: <assert>.". Only the first violated
+  assertion acts; the others are only logged. An assertion that does not render is logged
+  "Ignoring SLA '<id>' because of the error: <message>" (ERROR) and does not act: Kestra
+  ignores it, the execution goes on.
 
-- ``behavior: FAIL`` logs "Execution failed due to SLA '<id>' violated: <reason>" and ends
-  the execution FAILED; ``CANCEL`` ends it CANCELLED. Either way the last unfinished task run
+A violation logs "SLA '<id>' violated: <reason>" (WARN), then by ``behavior``:
+
+- ``FAIL`` logs "Execution failed due to SLA '<id>' violated: <reason>" (ERROR) and ends the
+  execution FAILED; ``CANCEL`` ends it CANCELLED. Either way the last unfinished task run
   takes that state, the others are KILLED and their jobs (and child executions) stopped.
-- ``behavior: NONE`` only logs the violation.
-- the SLA's ``labels`` are added to the execution in every case.
-
-EXECUTION_ASSERTION SLAs (an expression checked on every change) are not enforced yet: the
-execution logs a warning saying so when it starts.
+- ``NONE`` changes nothing.
+- the SLA's ``labels`` are added to the execution in every case (when not all there yet).
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from engine.reducer.model import JSON, Timer
 from engine.reducer.states import State
 
 MAX_DURATION = "MAX_DURATION"
+EXECUTION_ASSERTION = "EXECUTION_ASSERTION"
+# TruthUtils.FALSE_VALUES
+_FALSE = frozenset({"false", "0", "-0", ""})
 _ENDINGS = {"FAIL": State.FAILED, "CANCEL": State.CANCELLED}
 
 
@@ -38,6 +48,8 @@ def arm(ctx: Ctx) -> None:
     st = ctx.state
     for sla in _slas(st.flow):
         kind = str(sla.get("type", "")).upper()
+        if kind == EXECUTION_ASSERTION:
+            continue  # checked on every change (check_assertions)
         if kind != MAX_DURATION:
             ctx.log("WARN", f"SLA '{sla.get('id')}' of type {kind} is not enforced by Headwater")
             continue
@@ -70,6 +82,35 @@ def on_timer(ctx: Ctx, timer: Timer) -> State | None:
         f"{java_duration(parse_duration(sla.get('duration')))}."
     )
     return violate(ctx, sla, reason)
+
+
+def check_assertions(ctx: Ctx) -> State | None:
+    """ExecutorService.handleExecutionChangedSLA: the state the execution must now end in
+    (the caller ends it), if the first violated assertion says so."""
+    st = ctx.state
+    if st.state.is_terminal:
+        return None
+    assertions = [
+        s for s in _slas(st.flow) if str(s.get("type", "")).upper() == EXECUTION_ASSERTION
+    ]
+    if not assertions:
+        return None
+    variables = ctx.variables(None)
+    violated: list[JSON] = []
+    for sla in assertions:
+        try:
+            result = ctx.renderer.render(sla.get("assert"), variables)
+        except Exception as exc:
+            message = getattr(exc, "message", exc)
+            ctx.log("ERROR", f"Ignoring SLA '{sla.get('id')}' because of the error: {message}")
+            continue
+        if result is None or str(result) in _FALSE:
+            violated.append(sla)
+    for sla in violated[1:]:
+        ctx.log("WARN", f"SLA '{sla.get('id')}' violated: assertion is false: {sla.get('assert')}.")
+    if not violated:
+        return None
+    return violate(ctx, violated[0], f"assertion is false: {violated[0].get('assert')}.")
 
 
 def violate(ctx: Ctx, sla: JSON, reason: str) -> State | None:
@@ -109,9 +150,10 @@ def _add_labels(ctx: Ctx, labels: Any) -> None:
     else:
         return
     for key, value in pairs:
-        ctx.state.labels[str(key)] = value if isinstance(value, str) else str(value)
-    if pairs:
-        ctx.dirty_exec = True
+        text = value if isinstance(value, str) else str(value)
+        if ctx.state.labels.get(str(key)) != text:
+            ctx.state.labels[str(key)] = text
+            ctx.dirty_exec = True
 
 
 def java_duration(seconds: float) -> str:

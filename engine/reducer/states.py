@@ -78,13 +78,18 @@ TO_STATES: Final[dict[State, frozenset[State]]] = {
     State.RUNNING: frozenset(
         {State.PAUSED, State.RETRYING, State.KILLING, *TERMINAL} - {State.SKIPPED}
     ),
-    State.PAUSED: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
+    # A resumed execution is RESTARTED, then RUNNING (ExecutionService.markAs).
+    State.PAUSED: frozenset(
+        {State.RUNNING, State.RESTARTED, State.KILLING, *TERMINAL} - {State.SKIPPED}
+    ),
     State.RETRYING: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
     State.RESTARTED: frozenset({State.RUNNING, State.KILLING, *TERMINAL} - {State.SKIPPED}),
     State.KILLING: frozenset({State.KILLED, State.FAILED, State.SUCCESS, State.WARNING}),
     State.SUCCESS: frozenset({State.RESTARTED}),
     State.WARNING: frozenset({State.RESTARTED}),
-    State.FAILED: frozenset({State.RESTARTED}),
+    # RETRIED: a CREATE_NEW_EXECUTION retry marks the failed run and its parents RETRIED
+    # (ExecutorService.handleChildWorkerTaskResult -> markWithTaskRunAs).
+    State.FAILED: frozenset({State.RESTARTED, State.RETRIED}),
     State.KILLED: frozenset({State.RESTARTED}),
     State.CANCELLED: frozenset(),
     State.SKIPPED: frozenset(),

@@ -17,6 +17,7 @@ from schemas.flow.common import (
     Str,
     WorkerGroup,
 )
+from schemas.flow.conditions import Condition
 from schemas.flow.inputs import Input, Output
 from schemas.flow.retry import Retry
 from schemas.flow.tasks import Task
@@ -50,6 +51,15 @@ class Sla(FlowModel):
     labels: Labels | None = None
 
 
+class Listener(FlowModel):
+    """Tasks run after the execution ended, when the conditions hold (deprecated Kestra
+    ``listeners``)."""
+
+    description: Str | None = None
+    conditions: list[Condition] | None = None
+    tasks: list[Task] = Field(min_length=1)
+
+
 class Check(FlowModel):
     """A condition checked before an execution is created (Kestra 0.24+ ``checks``)."""
 
@@ -81,6 +91,7 @@ class Flow(FlowModel):
     errors: list[Task] | None = None
     finally_: list[Task] | None = Field(default=None, alias="finally")
     afterExecution: list[Task] | None = None
+    listeners: list[Listener] | None = Field(default=None, description="deprecated")
     triggers: list[Trigger] | None = None
     pluginDefaults: list[PluginDefault] | None = None
     taskDefaults: list[PluginDefault] | None = Field(default=None, description="deprecated")

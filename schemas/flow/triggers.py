@@ -50,6 +50,18 @@ class ScheduleTrigger(_TriggerBase):
     interval: Duration | None = Field(default=None, description="deprecated, ignored")
 
 
+class ScheduleOnDatesTrigger(_TriggerBase):
+    """Start an execution at each of a list of dates (Kestra's ScheduleOnDates)."""
+
+    type: Literal["io.kestra.plugin.core.trigger.ScheduleOnDates"]
+    dates: list[Str] | Str
+    timezone: TimeZone | None = None
+    inputs: dict[str, Any] | None = None
+    labels: Labels | None = None
+    recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] | None = None
+    interval: None = Field(default=None, description="not allowed (Kestra: must be null)")
+
+
 class FlowTrigger(_TriggerBase):
     """Start an execution when another execution ends and the conditions hold."""
 
@@ -151,6 +163,7 @@ class FileTrigger(_TriggerBase):
 
 BUILTIN_TRIGGER_MODELS: tuple[type[TriggerBase], ...] = (
     ScheduleTrigger,
+    ScheduleOnDatesTrigger,
     FlowTrigger,
     WebhookTrigger,
     KafkaTrigger,

@@ -31,6 +31,7 @@ import orjson
 
 from engine.flows.inputs import InputValidationError, resolve_inputs
 from engine.reducer.commands import Admitted
+from engine.reducer.flow_subflow import resolve_child
 from engine.reducer.model import (
     ChildExecutionEnded,
     Command,
@@ -248,7 +249,7 @@ class World:
             self.events.append(event)
             if event.type == "LogEmitted":
                 self._reducer_log(event)
-            elif event.type == "ExecutionUpdated" and event.payload.get("end_date"):
+            elif event.type == "ExecutionUpdated":
                 self.queue.extend(self.flow_triggers.observe(self, event.payload, self.now))
         for timer_id in decision.cancel_timers:
             self.timers.pop(timer_id, None)
@@ -305,22 +306,11 @@ class World:
             ref = outgoing.resolve_flow
             key = (str(ref.get("namespace")), str(ref.get("flowId") or ref.get("flow_id")))
             flow = self.flows.get(key)
-            if flow is None:
-                # What the processor does for a missing subflow: the parent hears of a failure.
-                parent = command.parent
-                self.problems.append(f"note: subflow {key[0]}.{key[1]} is not deployed")
-                if parent is not None:
-                    self.queue.append(
-                        ChildExecutionEnded(
-                            command_id=self.next_id("cmd"),
-                            execution_id=parent.execution_id,
-                            child_execution_id=command.execution_id,
-                            parent_task_run_id=parent.task_run_id,
-                            state="FAILED",
-                        )
-                    )
-                return
-            command.flow = copy.deepcopy(flow)
+            resolved = resolve_child(command, copy.deepcopy(flow) if flow else None, ref)
+            if isinstance(resolved, ChildExecutionEnded):
+                self.problems.append(f"note: subflow {key[0]}.{key[1]}: {resolved.error}")
+            self.queue.append(resolved)
+            return
         self.queue.append(command)
 
     # --- the worker ----------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The runner has no bus, so the two trigger kinds the corpus exercises are fed directly:
 
 - :class:`FlowTriggers` does what ``triggers.flow_trigger.FlowTriggerSource`` does with each
-  ``ExecutionUpdated`` event it consumes from hw.events: every execution that ends is offered
-  to the Flow triggers of the deployed flows through :func:`triggers.flow_trigger.evaluate`
+  ``ExecutionUpdated`` event it consumes from hw.events: every state change of an execution is
+  offered to the Flow triggers of the deployed flows through :func:`triggers.flow_trigger.evaluate`
   (states, conditions, MultipleCondition and preconditions windows), and a firing becomes
   :func:`triggers.start.build_start`'s StartExecution. Window progress is kept per trigger,
   as the runtime keeps it in the trigger's state (``extra.windows``).
@@ -27,7 +27,7 @@ import orjson
 
 from engine.reducer.commands import StartExecution
 from triggers import webhook as hook
-from triggers.flow_trigger import evaluate
+from triggers.flow_trigger import evaluate, transition
 from triggers.model import FLOW, TriggerRef
 from triggers.start import build_start
 
@@ -49,6 +49,7 @@ class FlowTriggers:
 
     windows: dict[str, JSON] = field(default_factory=dict)  # ref key -> window progress
     fired: list[tuple[str, str]] = field(default_factory=list)  # (ref key, execution id)
+    seen: dict[str, int] = field(default_factory=dict)  # execution id -> state change seen
 
     def bindings(self, world: World) -> list[tuple[TriggerRef, JSON]]:
         """The Flow triggers the runtime would run (TriggerRuntime.desired): flows not
@@ -68,6 +69,10 @@ class FlowTriggers:
 
     def observe(self, world: World, summary: JSON, now: datetime) -> list[StartExecution]:
         """The StartExecutions the Flow triggers fire for one ExecutionUpdated payload."""
+        step = transition(summary)
+        if self.seen.get(str(summary.get("id")), -1) >= step:  # the same state again
+            return []
+        self.seen[str(summary.get("id"))] = step
         bindings = self.bindings(world)
         if not bindings:
             return []
@@ -83,10 +88,12 @@ class FlowTriggers:
                 continue
             flow = copy.deepcopy(world.flow(ref.namespace, ref.flow_id))
             cmd, problem = build_start(
-                ref, flow, trigger, outcome.coordinates, outcome.variables, now
-            )
-            if problem is not None:  # the runtime records it as the trigger's last error
+                ref, flow, trigger, outcome.coordinates, outcome.variables, now,
+                render_scope=outcome.scope,
+            )  # fmt: skip
+            if problem is not None:  # the runtime records it and fails the execution
                 world.problems.append(f"note: trigger {ref}: {problem}")
+                cmd.error = f"trigger '{ref.trigger_id}': {problem}"
             self.fired.append((ref.key, cmd.execution_id))
             commands.append(cmd)
         return commands

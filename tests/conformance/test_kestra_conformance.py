@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from engine.reducer.model import ExecutionState, TaskRun
+from engine.reducer.trigger import trigger_variables
 from tests.conformance.harness import (
     HarnessError,
     Run,
@@ -263,7 +264,7 @@ def _check_scope(x: dict[str, Any], run: Run, state: ExecutionState) -> list[str
                     out.append(f"{scope}: label {key}={wanted} missing from {other.labels}")
         return out
     if scope == "trigger_variables":
-        trigger = state.trigger or {}
+        trigger = trigger_variables(state.trigger) or {}
         return [
             f"trigger.{key} is {trigger.get(key)!r}, expected {_resolve(value, run, state)!r}"
             for key, value in x.items()

@@ -498,11 +498,13 @@ async def test_webhook_good_and_bad_keys(stack: Stack) -> None:
     assert r.status_code == 200
 
     commands = await read_commands(stack.settings.kafka, stack.topics, 2)
-    body_of = {str(cmd["trigger"]["body"]): cmd["trigger"] for cmd in commands}
+    # Kestra's ExecutionTrigger: {id, type, variables}; header names canonical.
+    variables = [cmd["trigger"]["variables"] for cmd in commands]
+    body_of = {str(v["body"]): v for v in variables}
     posted = body_of["{'order': 7}"]
     assert posted["parameters"] == {"a": ["1", "2"]}
-    assert posted["headers"]["x-thing"] == ["yes"]
-    assert "authorization" not in posted["headers"]  # credentials stay out of the state
+    assert posted["headers"]["X-Thing"] == ["yes"]
+    assert "Authorization" not in posted["headers"]  # credentials stay out of the state
     assert body_of["None"]["parameters"] == {"q": ["x"]}
     # The triggers page shows when the webhook last fired (the API records it).
     fired = await stack.until(
@@ -564,4 +566,4 @@ async def test_webhook_conditions_rendered_key_idempotency_and_toggle(stack: Sta
     commands = await read_commands(stack.settings.kafka, stack.topics, 2, settle_s=0.5)
     starts = [cmd for cmd in commands if cmd["type"] == "StartExecution"]
     assert [cmd["execution_id"] for cmd in starts] == [first.json()["id"]] * 2
-    assert starts[0]["trigger"]["body"] == {"hello": "world"}
+    assert starts[0]["trigger"]["variables"]["body"] == {"hello": "world"}

@@ -131,7 +131,7 @@ def _outside(base: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
 
 def _check_trigger(cmd: StartExecution, version: str) -> int:
     """The trigger variables of one execution; returns the message number."""
-    t = cmd.trigger or {}
+    t = (cmd.trigger or {}).get("variables") or {}  # Kestra's ExecutionTrigger
     n = int(str(t["payload"]).removeprefix("m"))
     assert t["qos"] == 1
     assert t["retain"] is False

@@ -61,6 +61,8 @@ async def test_schedule_recovers_missed_ticks_and_two_runtimes_never_duplicate(
     withSeconds: true
     inputs: {when: "{{ trigger.date }}"}
 """,
+        # Kestra types a Schedule's inputs against the flow's (undeclared ones are dropped).
+        inputs_yaml="\ninputs:\n  - id: when\n    type: STRING",
     )
     # The trigger last fired 5 s ago: the ticks since then are recovered (ALL, the default).
     last = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
@@ -83,11 +85,11 @@ async def test_schedule_recovers_missed_ticks_and_two_runtimes_never_duplicate(
         await one.close()
         await two.close()
     assert wanted <= set(commands.starts)
-    dates = [c.trigger["date"] for c in commands.starts.values() if c.trigger]
+    dates = [c.trigger["variables"]["date"] for c in commands.starts.values() if c.trigger]
     assert len(dates) == len(set(dates)), "one tick started two executions"
     assert commands.wire > len(commands.starts)  # both runtimes fired: duplicates on the wire
     some = next(iter(commands.starts.values()))
-    assert some.inputs["when"] == some.trigger["date"] if some.trigger else False
+    assert some.inputs["when"] == some.trigger["variables"]["date"] if some.trigger else False
 
 
 async def test_flow_trigger_fires_once_per_matching_end(env: tuple[Settings, Topics]) -> None:
@@ -128,7 +130,7 @@ async def test_flow_trigger_fires_once_per_matching_end(env: tuple[Settings, Top
     assert len(commands.starts) == 1
     start = next(iter(commands.starts.values()))
     assert start.trigger is not None
-    assert start.trigger["executionId"] == "e1"
+    assert start.trigger["variables"]["executionId"] == "e1"
     assert start.inputs == {"upstream": "e1"}
 
 
@@ -188,7 +190,9 @@ async def test_toggle_stops_and_restarts_a_source_and_malformed_is_a_trigger_err
     finally:
         await runtime.close()
         await follower.close()
-    values = sorted(c.trigger["value"]["n"] for c in commands.starts.values() if c.trigger)
+    values = sorted(
+        c.trigger["variables"]["value"]["n"] for c in commands.starts.values() if c.trigger
+    )
     assert values == [1, 2]
     assert table.states["test.triggers/f/t"].last_fired is not None
 

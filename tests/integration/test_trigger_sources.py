@@ -285,10 +285,12 @@ async def env(settings: Settings) -> AsyncIterator[tuple[Settings, Topics]]:
         yield value
 
 
-async def deploy(s: Settings, topics: Topics, trigger_yaml: str, flow_id: str = "f") -> None:
+async def deploy(
+    s: Settings, topics: Topics, trigger_yaml: str, flow_id: str = "f", inputs_yaml: str = ""
+) -> None:
     text = f"""
 id: {flow_id}
-namespace: test.triggers
+namespace: test.triggers{inputs_yaml}
 tasks:
   - id: log
     type: io.kestra.plugin.core.log.Log
@@ -342,7 +344,7 @@ class Commands:
 
 
 def _check(commands: Commands, case: Case, expected: set[str]) -> None:
-    seen = [case.seen(c.trigger or {}) for c in commands.starts.values()]
+    seen = [case.seen((c.trigger or {}).get("variables") or {}) for c in commands.starts.values()]
     assert len(commands.starts) == len(expected), (len(commands.starts), commands.wire)
     assert sorted(seen) == sorted(expected)  # one execution per input, none twice
 

@@ -281,7 +281,7 @@ def test_pause_timeout_fails() -> None:
     sim.start(flow([{"id": "p", "type": f"{FLOW}Pause", "timeout": "PT1S"}]))
     sim.run()
     run = next(iter(sim.state().task_runs.values()))
-    assert [h[0] for h in run.history] == ["CREATED", "PAUSED", "RUNNING", "FAILED"]
+    assert [h[0] for h in run.history] == ["CREATED", "RUNNING", "PAUSED", "FAILED"]
 
 
 def test_waitfor_max_iterations_fails_when_asked() -> None:

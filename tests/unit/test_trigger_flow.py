@@ -90,7 +90,9 @@ def test_or_operand() -> None:
     assert step(either, ended("a"), {}).fire
 
 
-def test_a_complete_window_keeps_its_progress_until_every_window_is_complete() -> None:
+def test_a_complete_window_is_dropped_even_while_another_is_incomplete() -> None:
+    """FlowTriggerService purges every fulfilled window (resetOnSuccess), whether the trigger
+    fired or not: with two windows, each must be completed again after the other."""
     trigger = {
         "conditions": [
             {
@@ -104,13 +106,11 @@ def test_a_complete_window_keeps_its_progress_until_every_window_is_complete() -
         "preconditions": {"id": "p", "flows": [{"namespace": "company.team", "flowId": "b"}]},
     }
     first = step(trigger, ended("a"), {})
-    assert not first.fire  # "m" is complete, "p" is not: "m" must not be reset
-    assert first.windows is not None
-    second = step(trigger, ended("b"), first.windows)
-    assert second.fire
-    assert second.windows is not None
-    assert second.windows["m"]["hits"] == {}  # both reset once the trigger fired
-    assert second.windows["p"]["hits"] == {}
+    assert not first.fire  # "m" is complete, "p" is not
+    assert first.windows is None or "m" not in first.windows
+    second = step(trigger, ended("b"), first.windows or {})
+    assert not second.fire  # "m" was purged
+    assert second.windows is None or "p" not in second.windows
 
 
 def test_reset_on_success_false_keeps_firing_within_the_window() -> None:
@@ -131,14 +131,16 @@ def test_reset_on_success_false_keeps_firing_within_the_window() -> None:
 
 def test_one_end_decided_twice_fires_one_execution_and_a_later_end_another() -> None:
     """An executor that crashed between producing an execution's end and committing its
-    input decides the end again at another time: same event seq, another end date."""
+    input decides the end again at another time: the same state change (history length),
+    another end date. A restart that ends the execution again is a later state change."""
     trigger = {"states": ["SUCCESS"]}
-    first = evaluate("other", "down", trigger, ended("up"), {}, NOW, seq=12)
-    redone = ended("up", end_date="2025-01-01T11:59:07.000Z")
-    again = evaluate("other", "down", trigger, redone, {}, NOW, seq=12)
+    history = [["CREATED", "t0"], ["RUNNING", "t1"], ["SUCCESS", "t2"]]
+    first = evaluate("other", "down", trigger, ended("up", history=history), {}, NOW)
+    redone = ended("up", end_date="2025-01-01T11:59:07.000Z", history=history)
+    again = evaluate("other", "down", trigger, redone, {}, NOW)
     assert first.fire
     assert again.fire
     assert first.coordinates == again.coordinates
-    # A restart that ends the execution again has a higher seq: it may fire again.
-    restarted = evaluate("other", "down", trigger, redone, {}, NOW, seq=30)
+    longer = [*history, ["RESTARTED", "t3"], ["RUNNING", "t4"], ["SUCCESS", "t5"]]
+    restarted = evaluate("other", "down", trigger, ended("up", history=longer), {}, NOW)
     assert restarted.coordinates != first.coordinates

@@ -126,4 +126,9 @@ def test_build_start_renders_inputs_and_derives_the_id() -> None:
     assert problem is not None
     assert "bad" in problem
     assert cmd.labels == {"src": "kafka"}
-    assert cmd.trigger == {"value": {"n": 3}}
+    # Kestra's ExecutionTrigger: the trigger's id and type, its output as variables.
+    assert cmd.trigger == {
+        "id": "t",
+        "type": "io.kestra.plugin.kafka.RealtimeTrigger",
+        "variables": {"value": {"n": 3}},
+    }

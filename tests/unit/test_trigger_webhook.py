@@ -53,10 +53,15 @@ def test_starts_with_body_headers_parameters_and_typed_inputs() -> None:
     assert result.status == hook.STARTED
     cmd = result.command
     assert isinstance(cmd, StartExecution)
-    assert cmd.trigger == {
-        "body": {"name": "ada", "ok": True},
-        "headers": {"x-id": ["7", "8"]},  # credentials never reach the execution
-        "parameters": {"a": ["1", "2"]},
+    assert cmd.trigger == {  # Kestra's ExecutionTrigger
+        "id": "w",
+        "type": "io.kestra.plugin.core.trigger.Webhook",
+        "variables": {
+            "body": {"name": "ada", "ok": True},
+            # Canonical names (an ASGI server lower-cases them); credentials never travel.
+            "headers": {"X-Id": ["7", "8"]},
+            "parameters": {"a": ["1", "2"]},
+        },
     }
     assert cmd.inputs == {"who": "ada", "count": 2}  # typed, with the declared default
     again = call(b'{"name": "ada", "ok": true}').command

@@ -9,7 +9,7 @@ function ms(iso) {
   return iso ? new Date(iso).getTime() : null;
 }
 
-// Parents before children, siblings by start time (the order Kestra's Gantt uses).
+// Parents before children, siblings in the API's order (Kestra's taskRunList: creation order).
 export function ordered(runs) {
   const ids = new Set(runs.map((r) => r.id));
   const children = new Map();
@@ -18,10 +18,9 @@ export function ordered(runs) {
     if (!children.has(parent)) children.set(parent, []);
     children.get(parent).push(r);
   }
-  const byStart = (a, b) => (ms(a.state.startDate) ?? Infinity) - (ms(b.state.startDate) ?? Infinity);
   const out = [];
   const walk = (parent, depth) => {
-    for (const r of (children.get(parent) || []).sort(byStart)) {
+    for (const r of children.get(parent) || []) {
       out.push([r, depth]);
       walk(r.id, depth + 1);
     }
