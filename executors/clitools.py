@@ -74,7 +74,7 @@ class Tool:
     # PyPI requirements that provide the tool when the worker's PATH lacks it (pinned: the
     # cached virtualenv is keyed by them).
     requirements: tuple[str, ...] = ()
-    # The virtualenv's commands put on PATH (default: the binary only).
+    # More commands of the virtualenv put on PATH beside the binary (those it has).
     commands: tuple[str, ...] = ()
 
 
@@ -107,20 +107,21 @@ async def tool_path(tool: Tool, ctx: TaskContext, path: str) -> str | None:
     environments = PythonEnvironments(TOOL_PYTHON, _venv_root(ctx))
     bin_dir = await environments.bin_dir(list(tool.requirements), ctx)
     shims = bin_dir.parent / "headwater-tools"
-    await asyncio.to_thread(_link_commands, bin_dir, shims, tool.commands or (tool.binary,))
+    names = (tool.binary, *tool.commands)
+    await asyncio.to_thread(_link_commands, bin_dir, shims, tool.binary, names)
     ctx.log("DEBUG", f"using {tool.binary} from {', '.join(tool.requirements)} ({bin_dir})")
     return str(shims)
 
 
-def _link_commands(bin_dir: Path, shims: Path, names: tuple[str, ...]) -> None:
+def _link_commands(bin_dir: Path, shims: Path, binary: str, names: tuple[str, ...]) -> None:
     shims.mkdir(parents=True, exist_ok=True)
+    if not (bin_dir / binary).exists():
+        raise TaskError(f"the {binary} command is missing from the tool environment {bin_dir}")
     for name in names:
         link = shims / name
-        if link.is_symlink() or link.exists():
-            continue
         target = bin_dir / name
-        if not target.exists():
-            raise TaskError(f"the {name} command is missing from the tool environment {bin_dir}")
+        if link.is_symlink() or link.exists() or not target.exists():
+            continue
         tmp = shims / f".{name}.{uuid.uuid4().hex}"
         tmp.symlink_to(target)
         os.replace(tmp, link)
@@ -167,6 +168,8 @@ class CLIRun:
     metrics: dict[str, Any] = field(default_factory=dict)
     # Set by a hook to end the run WARNING (dbt's warn-level log lines).
     warning: bool = False
+    # The context the processes log through (the type's line hook, stderr count).
+    lines: _LineContext | None = None
 
     def add_metric(self, name: str, value: float) -> None:
         """A counter: values of the same name add up, as Kestra's counters do."""
@@ -258,6 +261,22 @@ class CLITask(TaskPlugin):
             finally:
                 await asyncio.to_thread(shutil.rmtree, output_dir, True)
 
+    async def execute(self, run: CLIRun) -> ProcessResult:
+        """Run the commands (default: one script); the result gives the outputs."""
+        return await self.process(run, self.script(run))
+
+    async def process(
+        self, run: CLIRun, script: str, env: Mapping[str, str] | None = None
+    ) -> ProcessResult:
+        """One process of the run: the interpreter given ``script``."""
+        assert run.lines is not None
+        argv = [*self.interpreter_argv(run), script]
+        return await run_process(argv, run.lines, cwd=str(run.root), env=env or run.env)
+
+    def output_patterns(self, run: CLIRun) -> list[str]:
+        """The ``outputFiles`` globs."""
+        return string_list(run.render(self.outputFiles), "outputFiles")
+
     async def _run_in(self, ctx: TaskContext, root: Path, output_dir: Path) -> TaskOutcome:
         extra = {"workingDir": str(root), "outputDir": str(output_dir)}
 
@@ -272,21 +291,22 @@ class CLITask(TaskPlugin):
         prefix = await tool_path(self.tool, ctx, run.env.get("PATH", os.defpath))
         if prefix:
             run.env["PATH"] = prefix + os.pathsep + run.env.get("PATH", os.defpath)
-        argv = [*self.interpreter_argv(run), self.script(run)]
-        lines = line_context(
+        run.lines = line_context(
             ctx,
             hook=lambda level, message: self.on_line(run, level, message),
             watch_names=(self.tool.binary,),
         )
-        result = await run_process(argv, lines, cwd=str(root), env=run.env)
-        run.outputs.update({"exitCode": result.exit_code, "vars": result.vars})
-        run.metrics.update(result.metrics)
+        result = await self.execute(run)
+        run.outputs.setdefault("exitCode", result.exit_code)
+        run.outputs.setdefault("vars", result.vars)
+        for name, value in result.metrics.items():
+            run.add_metric(name, value)
         if result.killed:
             return TaskOutcome(state="KILLED", outputs=run.outputs, error="killed")
         await self.finish(run, result)
-        error = self._failure(run, result, lines)
+        error = self._failure(run, result)
         # As Kestra's CommandsWrapper: the files are kept whether the commands failed or not.
-        run.output_files.update(await collect_output_files(render(self.outputFiles), root, ctx))
+        run.output_files.update(await collect_output_files(self.output_patterns(run), root, ctx))
         run.output_files.update(await self._output_dir_files(run))
         run.outputs["outputFiles"] = run.output_files
         if error is not None:
@@ -294,7 +314,7 @@ class CLITask(TaskPlugin):
             return TaskOutcome(
                 state="FAILED", outputs=run.outputs, error=error, metrics=run.metrics
             )
-        state: Any = self.final_state(run, lines.stderr_lines)
+        state: Any = self.final_state(run, run.lines.stderr_lines)
         return TaskOutcome(state=state, outputs=run.outputs, metrics=run.metrics)
 
     def _user_env(self, run: CLIRun) -> dict[str, str]:
@@ -305,7 +325,7 @@ class CLITask(TaskPlugin):
             try:
                 rendered = orjson.loads(rendered) if rendered.strip() else {}
             except orjson.JSONDecodeError:
-                rendered = None
+                pass  # a text that is not JSON: the error below names it
         if rendered is None:
             return {}
         if not isinstance(rendered, Mapping):
@@ -324,12 +344,13 @@ class CLITask(TaskPlugin):
                 "WorkingDirectory",
             )
 
-    def _failure(self, run: CLIRun, result: ProcessResult, lines: _LineContext) -> str | None:
+    def _failure(self, run: CLIRun, result: ProcessResult) -> str | None:
         error = describe_failure(result)
         if error is None:
             return None
         binary = self.tool.binary
-        if result.exit_code == COMMAND_NOT_FOUND_EXIT and binary in lines.not_found:
+        found = run.lines.not_found if run.lines is not None else set()
+        if result.exit_code == COMMAND_NOT_FOUND_EXIT and binary in found:
             return (
                 f"{binary} not found on this worker: Headwater runs {self.type_name()} as a "
                 f"local process (Kestra's Process task runner) and does not use the container "

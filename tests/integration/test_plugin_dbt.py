@@ -20,6 +20,8 @@ from executors.plugins import dbt as dbt_plugin
 from tests.integration.cli_support import run_plugin
 from tests.integration.dbt_project import DUCKDB_PROFILES, MODEL, SEED, node, write_project
 
+pytestmark = pytest.mark.cli_tools(dbt_plugin.DBT_TOOL)
+
 
 def dbt_cli(**props: Any) -> dict[str, Any]:
     return {"id": "dbt", "type": "io.kestra.plugin.dbt.cli.DbtCLI", **props}

@@ -6,10 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from executors.plugins import dbt as dbt_plugin
 from tests.integration.cli_support import Run, run_plugin
 from tests.integration.dbt_project import DUCKDB_PROFILES, node, write_project
+
+pytestmark = pytest.mark.cli_tools(dbt_plugin.DBT_TOOL)
+
 
 SNAPSHOT = """snapshots:
   - name: orders_snapshot
