@@ -98,3 +98,13 @@ def provision_tools(tools: list[Tool]) -> float:
     started = time.monotonic()
     asyncio.run(_provision(tools))
     return time.monotonic() - started
+
+
+async def tool_dir(tool: Tool) -> str:
+    """The directory holding ``tool``'s commands in the cache (installed if missing)."""
+    ctx = TaskContext(
+        execution_id="tools", task_run_id="tools", attempt=1, variables={}, venv_dir=str(TOOL_VENVS)
+    )
+    found = await tool_path(tool, ctx, "")
+    assert found is not None, f"{tool.binary} has no PyPI requirements to install it from"
+    return found
