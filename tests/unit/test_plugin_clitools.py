@@ -11,6 +11,9 @@ import pytest
 
 from engine.flows import load_flow
 from engine.flows.loader import FlowValidationError
+from engine.reducer.model import Job
+from engine.stores.secrets import EnvBackend, SecretStore
+from engine.worker.run import JobRun, RunDeps
 from executors.base import TaskContext
 from executors.clitools import CLIRun, CLITask
 from executors.dbt_artifacts import parse_log_line, parse_run_results
@@ -312,3 +315,35 @@ def test_the_types_are_listed_with_their_families() -> None:
     assert {name: found.get(name) for name in expected} == expected
     assert canonical_type("dbt_cli") == "io.kestra.plugin.dbt.cli.DbtCLI"
     assert canonical_type("terraform_cli") == "io.kestra.plugin.terraform.cli.TerraformCLI"
+
+
+# --------------------------------------------------------------- the worker's venv cache
+
+
+class _Shipper:
+    def add(self, line: Any) -> None:
+        pass
+
+
+def test_a_worker_gives_its_tasks_its_venv_cache(tmp_path: Path) -> None:
+    job = Job(
+        execution_id="e1",
+        task_run_id="tr1",
+        attempt=1,
+        task={"id": "t", "type": "io.kestra.plugin.dbt.cli.DbtCLI", "commands": ["dbt build"]},
+        context={"flow": {"namespace": "n", "id": "f"}},
+    )
+    deps = RunDeps(
+        registry=None,  # type: ignore[arg-type]
+        producer=None,  # type: ignore[arg-type]
+        commands_topic="commands",
+        shipper=_Shipper(),  # type: ignore[arg-type]
+        storage=None,
+        secrets=SecretStore([EnvBackend({})]),
+        worker_id="w",
+        heartbeat_interval_s=1.0,
+        output_limit_bytes=1000,
+        work_dir=tmp_path,
+        venv_dir=tmp_path / "venvs",
+    )
+    assert JobRun(job, deps).ctx.venv_dir == str(tmp_path / "venvs")
