@@ -15,16 +15,6 @@ from tests.integration.dbt_project import DUCKDB_PROFILES, node, write_project
 pytestmark = pytest.mark.cli_tools(dbt_plugin.DBT_TOOL)
 
 
-SNAPSHOT = """snapshots:
-  - name: orders_snapshot
-    relation: ref('orders')
-    config:
-      unique_key: id
-      strategy: check
-      check_cols: all
-"""
-
-
 def legacy(kind: str, **props: Any) -> dict[str, Any]:
     return {"id": kind.lower(), "type": f"io.kestra.plugin.dbt.cli.{kind}", **props}
 
@@ -64,8 +54,6 @@ async def test_setup_installs_dbt_in_the_working_directory_and_build_uses_it(
 
 async def test_each_deprecated_command_with_its_flags(tmp_path: Path) -> None:
     wd = write_project(tmp_path / "wd")
-    (wd / "snapshots").mkdir()
-    (wd / "snapshots" / "orders.yml").write_text(SNAPSHOT)
     common = {"profiles": DUCKDB_PROFILES, "dbtPath": "/usr/local/bin/dbt"}
 
     async def step(kind: str, **props: Any) -> Run:
@@ -83,36 +71,16 @@ async def test_each_deprecated_command_with_its_flags(tmp_path: Path) -> None:
     assert results(run) == {"model.shop.big_orders": "success"}
     run = await step("Test", exclude=["test_type:generic,unique_big_orders_id"])
     assert results(run) == {"test.shop.not_null_big_orders_id": "pass"}
-    run = await step("Snapshot")
-    assert results(run) == {"snapshot.shop.orders_snapshot": "success"}
-    run = await step("Compile", select=["big_orders"])
-    assert results(run) == {  # with the model's tests (dbt's indirect selection)
-        "model.shop.big_orders": "success",
-        "test.shop.not_null_big_orders_id": "success",
-        "test.shop.unique_big_orders_id": "success",
-    }
-    compiled = wd / "target" / "compiled" / "shop" / "models" / "big_orders.sql"
-    assert '"shop"."main"."orders"' in compiled.read_text()
-
-    # deps, source freshness and list leave no results to parse.
+    # deps, source freshness and list leave no results to parse (the previous run's stay).
     run = await step("List", select=["big_orders"])
     assert "[Type: PrintEvent] shop.big_orders" in run.text()
     assert run.outcome.outputs["outputFiles"] == {}
-    run = await step("Freshness")
-    assert "PASS freshness of raw.orders" in run.text()
-    assert run.outcome.outputs["outputFiles"] == {}
 
 
-async def test_fail_fast_and_warn_error_reach_dbt(tmp_path: Path) -> None:
+async def test_warn_error_reaches_dbt(tmp_path: Path) -> None:
     # A warning (a selector matching nothing) becomes an error with warnError.
     wd = write_project(tmp_path / "wd")
     task = legacy("Run", profiles=DUCKDB_PROFILES, select=["no_such_model"], warnError=True)
     run = await run_plugin(dbt_plugin.Run, task, tmp_path, working_dir=wd)
     assert run.state == "FAILED"
     assert "does not match any enabled nodes" in run.text("ERROR")
-
-    # A deprecated task's warnings do not make it WARNING (a plain script output).
-    task = legacy("Run", profiles=DUCKDB_PROFILES, select=["no_such_model"])
-    run = await run_plugin(dbt_plugin.Run, task, tmp_path, working_dir=wd)
-    assert run.state == "SUCCESS"
-    assert "does not match any enabled nodes" in run.text("WARN")
