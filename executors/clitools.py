@@ -130,8 +130,10 @@ def _link_commands(bin_dir: Path, shims: Path, binary: str, names: tuple[str, ..
 @dataclass(slots=True)
 class _LineContext(TaskContext):
     """The task's context as the process runner sees it: every output line (stdout at INFO,
-    stderr at ERROR) goes through the task type's line hook first."""
+    stderr at ERROR) goes through the task type's line hook first, then to the task's own
+    context (``parent``: its logs, and the secrets it knows by then, masked)."""
 
+    parent: TaskContext | None = None
     hook: Callable[[str, str], bool] | None = None
     stderr_lines: int = 0
     not_found: set[str] = field(default_factory=set)
@@ -145,13 +147,16 @@ class _LineContext(TaskContext):
                     self.not_found.add(name)
         if self.hook is not None and self.hook(level, message):
             return
-        TaskContext.log(self, level, message)
+        if self.parent is not None:
+            self.parent.log(level, message)
+        else:
+            TaskContext.log(self, level, message)
 
 
 def line_context(ctx: TaskContext, **extra: Any) -> _LineContext:
-    """A :class:`_LineContext` sharing ``ctx``'s logs, cancellation and hooks."""
+    """A :class:`_LineContext` over ``ctx`` (its cancellation, process watch and logs)."""
     values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
-    return _LineContext(**values, **extra)
+    return _LineContext(**values, parent=ctx, **extra)
 
 
 @dataclass(slots=True)

@@ -14,8 +14,8 @@ from engine.flows.loader import FlowValidationError
 from engine.reducer.model import Job
 from engine.stores.secrets import EnvBackend, SecretStore
 from engine.worker.run import JobRun, RunDeps
-from executors.base import TaskContext
-from executors.clitools import CLIRun, CLITask
+from executors.base import SECRET_MASK, TaskContext
+from executors.clitools import CLIRun, CLITask, line_context
 from executors.dbt_artifacts import parse_log_line, parse_run_results
 from executors.plugins import dbt as dbt_plugin
 from executors.plugins.aws_cli import AwsCLI
@@ -347,3 +347,17 @@ def test_a_worker_gives_its_tasks_its_venv_cache(tmp_path: Path) -> None:
         venv_dir=tmp_path / "venvs",
     )
     assert JobRun(job, deps).ctx.venv_dir == str(tmp_path / "venvs")
+
+
+def test_output_lines_are_masked_with_secrets_learned_after_the_process_started() -> None:
+    ctx = TaskContext(execution_id="e", task_run_id="r", attempt=1, variables={})
+    lines = line_context(ctx, watch_names=("terraform",))
+    ctx.secrets = ctx.secrets | {"s3cr3t"}  # e.g. a secret() in the commands, rendered later
+    lines.log("INFO", "token s3cr3t")
+    lines.log("ERROR", "sh: 1: terraform: not found")
+    assert [(x.level, x.message) for x in ctx.logs] == [
+        ("INFO", f"token {SECRET_MASK}"),
+        ("ERROR", "sh: 1: terraform: not found"),
+    ]
+    assert lines.not_found == {"terraform"}
+    assert lines.stderr_lines == 1
