@@ -15,9 +15,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         for mark in item.iter_markers("cli_tools"):
             tools.update({tool.binary: tool for tool in mark.args})
-    if tools:
-        names = ", ".join(sorted(tools))
+    if not tools:
+        return
+    names = ", ".join(sorted(tools))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
         seconds = provision_tools(list(tools.values()))
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"CLI tools ready in {TOOL_VENVS}: {names} ({seconds:.1f} s)")
+    except Exception as exc:  # the tests then fail one by one, each naming the install error
+        message = f"installing the CLI tools ({names}) into {TOOL_VENVS} failed: {exc}"
+    else:
+        message = f"CLI tools ready in {TOOL_VENVS}: {names} ({seconds:.1f} s)"
+    if reporter is not None:
+        reporter.write_line(message)
