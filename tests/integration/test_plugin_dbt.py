@@ -218,3 +218,17 @@ async def test_user_mistakes_fail_with_a_clear_message(tmp_path: Path) -> None:
     assert run.state == "FAILED"
     assert run.outcome.error == "Command failed with exit code 2"
     assert "No dbt_project.yml found at expected path" in run.text("ERROR")
+
+
+async def test_parse_run_results_false_keeps_the_manifest_only(tmp_path: Path) -> None:
+    task = dbt_cli(
+        parseRunResults=False,
+        commands=[
+            "mkdir -p target",
+            "echo '{\"nodes\": {}}' > target/manifest.json",
+            "echo '{\"results\": []}' > target/run_results.json",
+        ],
+    )
+    run = await run_plugin(dbt_plugin.DbtCLI, task, tmp_path)
+    assert run.state == "SUCCESS", run.text()
+    assert set(run.outcome.outputs["outputFiles"]) == {"manifest.json"}

@@ -361,3 +361,29 @@ def test_output_lines_are_masked_with_secrets_learned_after_the_process_started(
     ]
     assert lines.not_found == {"terraform"}
     assert lines.stderr_lines == 1
+
+
+@pytest.mark.parametrize(
+    ("cls", "command"),
+    [
+        (dbt_plugin.Build, "build"),
+        (dbt_plugin.Run, "run"),
+        (dbt_plugin.Test, "test"),
+        (dbt_plugin.Compile, "compile"),
+        (dbt_plugin.Seed, "seed"),
+        (dbt_plugin.Snapshot, "snapshot"),
+        (dbt_plugin.Deps, "deps"),
+        (dbt_plugin.Freshness, "source freshness"),
+        (dbt_plugin.List, "list"),
+    ],
+)
+def test_each_deprecated_dbt_type_runs_its_command(
+    tmp_path: Path, cls: type[CLITask], command: str
+) -> None:
+    script = model(cls).script(cli_run(tmp_path))
+    # dbtPath ./bin/dbt does not exist here: the worker's dbt.
+    assert script == (
+        f"dbt --log-format json {command} --profiles-dir {tmp_path}/.profile "
+        f"--project-dir {tmp_path}"
+    )
+    assert cls.parses_results is (command not in ("deps", "source freshness", "list"))  # type: ignore[attr-defined]
