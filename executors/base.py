@@ -309,6 +309,9 @@ class TaskContext:
     # The directory script tasks run in (a worker sets it; shared inside a WorkingDirectory).
     # None: the executor makes a temporary one for the run.
     working_dir: str | None = None
+    # Where tasks keep cached virtualenvs of the tools they install (dbt, ansible-core, awscli:
+    # executors.clitools); the worker's venv cache. None: a directory under the system temp dir.
+    venv_dir: str | None = None
     # False keeps only ERROR lines in ``logs`` (for errorLogs()): a worker streams every line
     # through ``on_log`` and must not hold a chatty task's whole output in memory.
     retain_logs: bool = True

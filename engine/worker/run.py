@@ -79,6 +79,8 @@ class RunDeps:
     heartbeat_interval_s: float
     output_limit_bytes: int
     work_dir: Path
+    # The worker's cache of virtualenvs (tools of CLI tasks: executors.clitools).
+    venv_dir: Path | None = None
     # The KV store (engine.stores.kv.KafkaKV); its ``sync``/``lookup`` serve the kv() function.
     kv: Any = None
     logs: TopicLogSource | None = None
@@ -151,6 +153,7 @@ class JobRun:
             storage=task_storage,
             secrets=frozenset(secret_inputs(job.context)),
             working_dir=str(self._working_dir()[0]),
+            venv_dir=str(deps.venv_dir) if deps.venv_dir is not None else None,
             retain_logs=False,
             kv=deps.kv,
             log_source=deps.logs.for_job(job.execution_id, job.context) if deps.logs else None,

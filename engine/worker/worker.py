@@ -110,8 +110,8 @@ class Worker:
         self.group = worker_group if worker_group is not None else ws.worker_group
         self.work_dir = _default_dir(ws.work_dir, "headwater-worker")
         self.storage = LocalStorage(storage_dir(ws.storage_dir))
-        venvs = _default_dir(ws.venv_cache_dir, "headwater-venvs")
-        self.registry = registry or build_registry(settings, venvs)
+        self.venv_dir = _default_dir(ws.venv_cache_dir, "headwater-venvs")
+        self.registry = registry or build_registry(settings, self.venv_dir)
         # Script tasks' container runners: the Docker Engine, and the operator's opt-ins.
         self.containers = ContainerSettings(
             docker_host=ws.docker_host or None,
@@ -192,6 +192,7 @@ class Worker:
             heartbeat_interval_s=self.settings.worker.heartbeat_interval_s,
             output_limit_bytes=self.settings.worker.output_inline_limit_bytes,
             work_dir=self.work_dir,
+            venv_dir=self.venv_dir,
             kv=kv,
             logs=TopicLogSource(kafka, topics.logs.name),
             process_watch=self.guard,
