@@ -1,0 +1,228 @@
+"""One JSON-over-HTTP client for the plugin types that call a service's API ("SaaS" types).
+
+Kestra's service plugins (OpenAI, Hightouch, Airbyte, Fivetran, dbt Cloud, Jira, GitHub, ...)
+each build requests with their SDK or Kestra's ``HttpClient`` and share the same contract, which
+:class:`ApiClient` implements once:
+
+- a request carries the service's auth headers; its body is JSON (or a form);
+- a status of 400 or more fails the task with the service's name, the method and path, the
+  status and the service's answer (the first :data:`ERROR_BODY_LIMIT` characters): what the
+  service said is what a user needs to fix the call;
+- a transport failure (refused connection, timeout, TLS) fails the task naming the host;
+- an answer that is not the JSON the type expects fails the task naming the service;
+- the credentials (every value given in ``secrets``) never reach a log line, an error or an
+  output: they are masked wherever a service echoes them back.
+
+Where the service's address is fixed in Kestra (not a property), its base URL is one entry of
+:data:`BASE_URLS`, the only place it is written; tests point that entry at a local receiver.
+
+Long-running jobs (a sync, a dbt Cloud run) are waited for with :func:`poll`, Kestra's
+``Await.until``: the check runs, then the task sleeps ``interval`` through the context (so a
+kill stops it at once) until the check returns a value or ``max_duration`` has passed since
+the first check (then the task fails with Kestra's "Await failed to terminate within ...").
+Elapsed time comes from the context's clock, so tests drive it without waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from executors.base import SECRET_MASK, TaskContext, TaskError, format_duration
+from executors.http_client import HttpOptions, client_setup
+
+# The services' API roots where Kestra hard-codes them (a type whose URL is a property does not
+# appear here). Tests replace an entry with a local receiver's address.
+BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "perplexity": "https://api.perplexity.ai",
+    "hightouch": "https://api.hightouch.com",
+    "fivetran": "https://api.fivetran.com",
+    "airbyte_cloud": "https://api.airbyte.com/v1",
+    "github": "https://api.github.com",
+    "linear": "https://api.linear.app",
+    "hubspot": "https://api.hubapi.com",
+    "cloudflare": "https://api.cloudflare.com/client/v4",
+    "notion": "https://api.notion.com",
+}
+
+# How much of a refused answer goes into the error.
+ERROR_BODY_LIMIT = 2000
+# Kestra's HttpClient defaults: Apache's 3-minute connect timeout and a 5-minute read idle one.
+DEFAULT_CONNECT_S = 180.0
+DEFAULT_READ_S = 300.0
+
+T = TypeVar("T")
+
+
+def base_url(service: str) -> str:
+    return BASE_URLS[service].rstrip("/")
+
+
+@dataclass(slots=True)
+class Answer:
+    """A service's answer: status, headers and body text (already checked: below 400)."""
+
+    status: int
+    headers: httpx.Headers
+    text: str
+    service: str
+    what: str
+
+    def json(self) -> Any:
+        """The body as JSON; a body that is not JSON fails the task naming the service."""
+        if not self.text.strip():
+            return None
+        try:
+            return orjson.loads(self.text)
+        except orjson.JSONDecodeError:
+            raise TaskError(
+                f"{self.service}: {self.what} answered with a body that is not JSON: "
+                f"{self.text[:200]!r}"
+            ) from None
+
+    def object(self) -> dict[str, Any]:
+        """The body as a JSON object."""
+        value = self.json()
+        if not isinstance(value, dict):
+            raise TaskError(f"{self.service}: {self.what} answered {value!r}, expected an object")
+        return value
+
+
+class ApiClient:
+    """Calls to one service with its auth headers; use as ``async with``."""
+
+    def __init__(
+        self,
+        ctx: TaskContext,
+        service: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        options: HttpOptions | None = None,
+        auth: httpx.Auth | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TaskError(f"{service}: invalid URL {url!r} (expected http:// or https://)")
+        self.ctx = ctx
+        self.service = service
+        self.url = url.rstrip("/")
+        self.secrets = tuple(s for s in secrets if s)
+        kwargs: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout or DEFAULT_READ_S, connect=DEFAULT_CONNECT_S)
+        }
+        base_headers: dict[str, str] = {}
+        if options is not None:
+            setup = client_setup(ctx, options)
+            kwargs = setup.client
+            base_headers.update(setup.headers)
+        if auth is not None:
+            kwargs["auth"] = auth
+        base_headers.update(headers or {})
+        self._client = httpx.AsyncClient(headers=base_headers, **kwargs)
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, SECRET_MASK)
+        return text
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        allow: Callable[[int], bool] | None = None,
+    ) -> Answer:
+        """One request; ``path`` is relative to the client's URL (or a full URL).
+
+        ``allow`` accepts a status of 400 or more that the caller handles itself.
+        """
+        url = path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
+        what = f"{method} {urlsplit(url).path}"
+        kwargs: dict[str, Any] = {}
+        if json is not None:
+            kwargs["content"] = orjson.dumps(json)
+            kwargs["headers"] = {"Content-Type": "application/json", **(headers or {})}
+        elif headers:
+            kwargs["headers"] = dict(headers)
+        if data is not None:
+            kwargs["data"] = dict(data)
+        if params:
+            kwargs["params"] = {k: v for k, v in params.items() if v is not None}
+        self.ctx.log("DEBUG", f"{self.service}: {what}")
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            parts = urlsplit(url)
+            host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+            reason = self.mask(str(exc).replace(url, host)) or type(exc).__name__
+            raise TaskError(
+                f"{self.service}: {what} to {host} failed: {type(exc).__name__}: {reason}"
+            ) from None
+        text = response.text
+        if response.status_code >= 400 and not (allow and allow(response.status_code)):
+            raise TaskError(
+                f"{self.service}: {what} failed with HTTP {response.status_code}: "
+                f"{self.mask(text[:ERROR_BODY_LIMIT])}"
+            )
+        return Answer(response.status_code, response.headers, text, self.service, what)
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self.call(method, path, **kwargs)).json()
+
+    async def object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return (await self.call(method, path, **kwargs)).object()
+
+
+async def poll(
+    ctx: TaskContext,
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    interval: float,
+    max_duration: float,
+    what: str,
+) -> T | None:
+    """Kestra's ``Await.until``: ``check`` until it returns a value; None when killed."""
+    start = ctx.clock()
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if (ctx.clock() - start).total_seconds() > max_duration:
+            raise TaskError(
+                f"{what}: Await failed to terminate within {format_duration(max_duration)}"
+            )
+        if not await ctx.sleep(interval):
+            return None
+
+
+def dig(value: Any, *keys: str | int) -> Any:
+    """``value[k1][k2]...``, or None when a step is missing (JSON answers are loose)."""
+    for key in keys:
+        if isinstance(key, int):
+            if not isinstance(value, list) or len(value) <= key:
+                return None
+        elif not isinstance(value, dict):
+            return None
+        value = value[key] if isinstance(key, int) else value.get(key)
+    return value
