@@ -16,11 +16,17 @@ each build requests with their SDK or Kestra's ``HttpClient`` and share the same
 Where the service's address is fixed in Kestra (not a property), its base URL is one entry of
 :data:`BASE_URLS`, the only place it is written; tests point that entry at a local receiver.
 
+A :class:`Retry` repeats a call that met a transient failure (the statuses it names, and a
+refused connection or a timeout), waiting ``interval`` then doubling up to ``max_interval``
+(Kestra's ``RetryUtils`` ``Exponential``), until ``max_attempts`` calls or ``max_duration``;
+then the last failure is the task's. Each retry is logged at WARN.
+
 Long-running jobs (a sync, a dbt Cloud run) are waited for with :func:`poll`, Kestra's
 ``Await.until``: the check runs, then the task sleeps ``interval`` through the context (so a
 kill stops it at once) until the check returns a value or ``max_duration`` has passed since
 the first check (then the task fails with Kestra's "Await failed to terminate within ...").
-Elapsed time comes from the context's clock, so tests drive it without waiting.
+Elapsed time comes from the context's clock, so tests drive it without waiting. A kill during
+a wait raises :class:`Killed`, which :class:`ApiTask` turns into a KILLED outcome.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from executors.base import SECRET_MASK, TaskContext, TaskError, format_duration
+from executors.base import SECRET_MASK, TaskContext, TaskError, TaskOutcome, format_duration
 from executors.http_client import HttpOptions, client_setup
+from executors.plugin import TaskPlugin
 
 # The services' API roots where Kestra hard-codes them (a type whose URL is a property does not
 # appear here). Tests replace an entry with a local receiver's address.
@@ -60,6 +67,61 @@ DEFAULT_CONNECT_S = 180.0
 DEFAULT_READ_S = 300.0
 
 T = TypeVar("T")
+
+
+class ApiError(TaskError):
+    """A service refused a call: its status and (masked) answer, for callers that inspect it."""
+
+    def __init__(self, message: str, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class TransportError(TaskError):
+    """A call that got no answer; ``transient`` for a timeout or a refused connection."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Killed(Exception):
+    """The task was killed while it waited (between polls or retries)."""
+
+
+class ApiTask(TaskPlugin):
+    """A type that waits on a service: ``execute`` does the work; a kill ends it KILLED."""
+
+    async def execute(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
+        raise NotImplementedError
+
+    async def run(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
+        try:
+            return await self.execute(ctx)
+        except Killed:
+            return TaskOutcome(state="KILLED")
+
+
+def transient_status(code: int) -> bool:
+    """Airbyte's retryable statuses: 408, 425, 429 and 5xx but 501."""
+    return code in (408, 425, 429) or (code >= 500 and code != 501)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Kestra's exponential retry of one call; see the module docstring."""
+
+    interval: float
+    max_interval: float
+    statuses: Callable[[int], bool] = transient_status
+    max_attempts: int | None = None
+    max_duration: float | None = None
+    # Only these methods are retried (Fivetran never repeats a POST); None: every method.
+    methods: frozenset[str] | None = None
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.interval * 2 ** (attempt - 1), self.max_interval))
 
 
 def base_url(service: str) -> str:
@@ -110,6 +172,7 @@ class ApiClient:
         options: HttpOptions | None = None,
         auth: httpx.Auth | None = None,
         timeout: float | None = None,
+        retry: Retry | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -118,6 +181,7 @@ class ApiClient:
         self.service = service
         self.url = url.rstrip("/")
         self.secrets = tuple(s for s in secrets if s)
+        self.retry = retry
         kwargs: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout or DEFAULT_READ_S, connect=DEFAULT_CONNECT_S)
         }
@@ -170,22 +234,51 @@ class ApiClient:
         if params:
             kwargs["params"] = {k: v for k, v in params.items() if v is not None}
         self.ctx.log("DEBUG", f"{self.service}: {what}")
-        try:
-            response = await self._client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            parts = urlsplit(url)
-            host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-            reason = self.mask(str(exc).replace(url, host)) or type(exc).__name__
-            raise TaskError(
-                f"{self.service}: {what} to {host} failed: {type(exc).__name__}: {reason}"
-            ) from None
+        retry = self.retry
+        if retry is not None and retry.methods is not None and method not in retry.methods:
+            retry = None
+        start = self.ctx.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: TaskError
+            try:
+                response = await self._client.request(method, url, **kwargs)
+            except (httpx.TimeoutException, httpx.ConnectError) as exc:
+                failure = self._transport_error(what, url, exc)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(what, url, exc) from None
+            else:
+                code = response.status_code
+                if code < 400 or (allow and allow(code)):
+                    break
+                body = self.mask(response.text[:ERROR_BODY_LIMIT])
+                failure = ApiError(
+                    f"{self.service}: {what} failed with HTTP {code}: {body}", code, body
+                )
+                if retry is None or not retry.statuses(code):
+                    raise failure
+            if retry is None:
+                raise failure
+            elapsed = (self.ctx.clock() - start).total_seconds()
+            out_of_time = retry.max_duration is not None and elapsed >= retry.max_duration
+            if (retry.max_attempts is not None and attempt >= retry.max_attempts) or out_of_time:
+                raise failure
+            delay = retry.delay(attempt)
+            self.ctx.log("WARN", f"{failure}; retrying in {format_duration(delay)}")
+            if not await self.ctx.sleep(delay):
+                raise Killed
         text = response.text
-        if response.status_code >= 400 and not (allow and allow(response.status_code)):
-            raise TaskError(
-                f"{self.service}: {what} failed with HTTP {response.status_code}: "
-                f"{self.mask(text[:ERROR_BODY_LIMIT])}"
-            )
         return Answer(response.status_code, response.headers, text, self.service, what)
+
+    def _transport_error(self, what: str, url: str, exc: httpx.HTTPError) -> TransportError:
+        parts = urlsplit(url)
+        host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        reason = self.mask(str(exc).replace(url, host)) or type(exc).__name__
+        return TransportError(
+            f"{self.service}: {what} to {host} failed: {type(exc).__name__}: {reason}",
+            isinstance(exc, httpx.TimeoutException | httpx.ConnectError),
+        )
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return (await self.call(method, path, **kwargs)).json()
@@ -201,8 +294,8 @@ async def poll(
     interval: float,
     max_duration: float,
     what: str,
-) -> T | None:
-    """Kestra's ``Await.until``: ``check`` until it returns a value; None when killed."""
+) -> T:
+    """Kestra's ``Await.until``: ``check`` until it returns a value (:class:`Killed` if killed)."""
     start = ctx.clock()
     while True:
         result = await check()
@@ -213,7 +306,7 @@ async def poll(
                 f"{what}: Await failed to terminate within {format_duration(max_duration)}"
             )
         if not await ctx.sleep(interval):
-            return None
+            raise Killed
 
 
 def dig(value: Any, *keys: str | int) -> Any:

@@ -52,6 +52,7 @@ class Receiver:
 
     def on(self, method: str, path: str, handler: Handler) -> None:
         self.routes[f"{method} {path}"] = handler
+        self._calls[f"{method} {path}"] = 0
 
     def answer(self, request: Request, raw_path: str) -> Answer:
         key = f"{request.method} {raw_path}"
