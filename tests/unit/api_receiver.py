@@ -2,9 +2,10 @@
 
 A test gives it routes: ``(METHOD, path-with-query) -> handler``, where a handler gets the
 request (method, path, query, headers, raw body, parsed JSON) and returns ``(status, body)``
-(a body that is not bytes/str is sent as JSON), or a list of answers played one per call (the
-last one repeats: a job's status moving from running to success). Every request is recorded
-so that the test asserts exactly what the service would have received.
+(a body that is not bytes/str is sent as JSON, a text as text/plain), or a list of answers
+played one per call (the last one repeats: a job's status moving from running to success).
+Every request is recorded so that the test asserts exactly what the service would have
+received.
 """
 
 from __future__ import annotations
@@ -94,14 +95,15 @@ def serve() -> Iterator[Receiver]:
             )
             receiver.requests.append(request)
             status, body = receiver.answer(request, self.path)
+            kind = "text/plain"
             if isinstance(body, str):
                 data = body.encode()
             elif isinstance(body, bytes):
                 data = body
             else:
-                data = json.dumps(body).encode()
+                data, kind = json.dumps(body).encode(), "application/json"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
