@@ -51,13 +51,10 @@ BASE_URLS: dict[str, str] = {
     "gemini": "https://generativelanguage.googleapis.com",
     "perplexity": "https://api.perplexity.ai",
     "hightouch": "https://api.hightouch.com",
-    "fivetran": "https://api.fivetran.com",
     "airbyte_cloud": "https://api.airbyte.com/v1",
     "github": "https://api.github.com",
     "linear": "https://api.linear.app",
     "hubspot": "https://api.hubapi.com",
-    "cloudflare": "https://api.cloudflare.com/client/v4",
-    "notion": "https://api.notion.com",
 }
 
 # How much of a refused answer goes into the error.
