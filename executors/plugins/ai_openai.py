@@ -25,6 +25,11 @@ Shared behaviour (HTTP, errors, key masking, message roles): :mod:`executors.plu
   ``output_text`` parts joined by newlines; items joined by newlines, Kestra's rule, so an item
   without text adds an empty line), ``sources`` (the url_citation URLs), ``rawResponse``.
 
+- ``openai.CreateImage``: ``prompt``, ``model`` (gpt-image-1), ``size`` (SMALL 256x256, MEDIUM
+  512x512, LARGE 1024x1024 (default)), ``n``, ``quality`` (auto/low/medium/high), ``user``.
+  POST ``/images/generations``. Output ``images``: each base64 image stored as a PNG in internal
+  storage, else its URL. ``download`` is accepted and, as in Kestra, does not change the request.
+
 What differs from Kestra: ``logitBias`` is sent as the map itself (Kestra nests it under a
 ``properties`` key the API does not know); an empty ``stop`` is not sent. ``clientTimeout`` is
 accepted and, as in Kestra, not used. A Responses message whose ``content`` is a text is taken as
@@ -397,4 +402,71 @@ class OpenAIResponses(ChatTask):
         )
 
 
-PLUGINS: list[type[TaskPlugin]] = [OpenAIChatCompletion, OpenAIResponses]
+IMAGE_SIZES = {"SMALL": "256x256", "MEDIUM": "512x512", "LARGE": "1024x1024"}
+IMAGE_QUALITIES = ("AUTO", "LOW", "MEDIUM", "HIGH")
+
+
+class OpenAICreateImage(ChatTask):
+    """Generate images from a prompt with OpenAI's Images API."""
+
+    service: ClassVar[str] = "OpenAI"
+    api: ClassVar[str] = "openai"
+    short: ClassVar[str | None] = "openai_createimage"
+
+    type: Literal["io.kestra.plugin.openai.CreateImage"]
+    prompt: Str
+    user: Str | None = None
+    clientTimeout: IntOrExpr | None = 10
+    n: IntOrExpr | None = None
+    size: Literal["SMALL", "MEDIUM", "LARGE"] | Str | None = "LARGE"
+    model: Str | None = "gpt-image-1"
+    quality: Literal["AUTO", "LOW", "MEDIUM", "HIGH"] | Str | None = None
+    download: BoolOrExpr | None = False
+
+    def body(self, ctx: TaskContext) -> dict[str, Any]:
+        size = (ctx.render_str(self.size) or "LARGE").upper()
+        if size not in IMAGE_SIZES:
+            raise TaskError(f"property 'size': expected SMALL, MEDIUM or LARGE, got {size!r}")
+        body: dict[str, Any] = {
+            "model": ctx.render_str(self.model) or "gpt-image-1",
+            "prompt": render_str(ctx, self.prompt, "prompt", required=True),
+            "size": IMAGE_SIZES[size],
+        }
+        n = render_int(ctx, self.n, "n")
+        if n is not None:
+            body["n"] = n
+        user = ctx.render_str(self.user)
+        if user is not None:
+            body["user"] = user
+        quality = ctx.render_str(self.quality)
+        if quality is not None:
+            if quality.upper() not in IMAGE_QUALITIES:
+                raise TaskError(
+                    f"property 'quality': expected AUTO, LOW, MEDIUM or HIGH, got {quality!r}"
+                )
+            body["quality"] = quality.lower()
+        return body
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        key = api_key(ctx, self.apiKey)
+        body = self.body(ctx)
+        async with self.client(ctx, key, {"Authorization": f"Bearer {key}"}) as api:
+            answer = await api.object("POST", "/images/generations", json=body)
+        images: list[str] = []
+        for i, image in enumerate(answer.get("data") or []):
+            if not isinstance(image, Mapping):
+                continue
+            if image.get("b64_json"):
+                if ctx.storage is None:
+                    raise TaskError("OpenAI: this worker has no internal storage for the images")
+                try:
+                    data = base64.b64decode(to_text(image["b64_json"]), validate=True)
+                except ValueError:
+                    raise TaskError(f"OpenAI: image {i} is not valid base64") from None
+                images.append(await ctx.storage.put(ctx.execution_id, f"openai-{i}.png", data))
+            elif image.get("url"):
+                images.append(to_text(image["url"]))
+        return {"images": images}
+
+
+PLUGINS: list[type[TaskPlugin]] = [OpenAIChatCompletion, OpenAIResponses, OpenAICreateImage]

@@ -621,3 +621,34 @@ pluginDefaults:
 """
     )
     assert [t.id for t in flow.tasks] == ["a", "b"]
+
+
+async def test_openai_create_image_stores_base64_images(api: Receiver, tmp_path: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n-image"
+    data = [{"b64_json": base64.b64encode(png).decode()}, {"url": "https://cdn.openai.com/x.png"}]
+    api.on("POST", "/v1/images/generations", (200, {"created": 1, "data": data}))
+    storage = LocalStorage(tmp_path / "storage")
+    location = TaskLocation("company.team", "f", "exec1", "chat", "tr1")
+    task = {
+        "id": "chat",
+        "type": P + "openai.CreateImage",
+        "apiKey": KEY,
+        "prompt": "a happy puppy",
+        "n": 2,
+        "download": True,
+        "quality": "high",
+    }
+    outcome, _ = await run(task, context(task, storage=storage.for_task(location)))
+    assert outcome.state == "SUCCESS", outcome.error
+    assert api.last.json == {
+        "model": "gpt-image-1",
+        "prompt": "a happy puppy",
+        "size": "1024x1024",
+        "n": 2,
+        "quality": "high",
+    }
+    stored, url = outcome.outputs["images"]
+    assert storage.read_sync(stored) == png
+    assert url == "https://cdn.openai.com/x.png"
+    outcome, _ = await run({**task, "size": "HUGE"})
+    assert outcome.error == "property 'size': expected SMALL, MEDIUM or LARGE, got 'HUGE'"
