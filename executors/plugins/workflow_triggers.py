@@ -1,6 +1,7 @@
-"""Kestra's "start a workflow elsewhere" types: Airflow DAG runs (kestra-io/plugin-airflow) and
-n8n webhooks (kestra-io/plugin-n8n). Calls go through :class:`executors.api_client.ApiClient`
-with the ``options`` of Kestra's HTTP client (auth, timeouts, proxy).
+"""Kestra's "start a workflow elsewhere" types: Airflow DAG runs (kestra-io/plugin-airflow), n8n
+webhooks (kestra-io/plugin-n8n) and Jenkins jobs (kestra-io/plugin-jenkins). Calls go through
+:class:`executors.api_client.ApiClient` with the ``options`` of Kestra's HTTP client (auth,
+timeouts, proxy).
 
 - ``airflow.dags.TriggerDagRun``: ``baseUrl``, ``dagId``, ``body`` (the DAG run request; by
   default ``{"conf": {"source": "kestra", "flow", "namespace", "task", "execution"}}``),
@@ -19,10 +20,19 @@ with the ``options`` of Kestra's HTTP client (auth, timeouts, proxy).
   Outputs ``statusCode`` and ``body`` (with ``wait``: a map when the answer is JSON, else its
   text; without: null).
 
+- ``jenkins.JobBuild``: ``serverUrl``, ``jobName`` (``a/b`` is the job ``b`` of folder ``a``:
+  ``job/a/job/b``), ``parameters`` (a form; a list value repeats its field), ``username`` +
+  ``apiToken`` (Basic), ``options``. POST ``{serverUrl}/job/.../buildWithParameters``; a status
+  of 400 or more fails ("Request failed 'N' and body '...'"). Output ``status``.
+- ``jenkins.JobInfo``: ``jobName``, ``buildNumber``: GET ``.../job/.../{buildNumber}/api/json``;
+  output ``info`` (the build's JSON).
+
 What differs from Kestra: Airflow's default body is wrapped in ``conf`` (Airflow's DAG run
 request refuses unknown top-level fields; Kestra sends them bare), ``headers`` are sent (Kestra
 declares them and never sends them), and the default ``execution`` is this execution's id. n8n's
 ``from`` is sent with the real media type (Kestra writes the enum's name, e.g. ``BINARY``).
+Jenkins job names are escaped as path segments (a space is ``%20``; Kestra form-encodes it as
+``+``, which Jenkins reads as a plus sign).
 """
 
 from __future__ import annotations
@@ -30,14 +40,22 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
 from executors.api_client import ApiClient, ApiTask, poll
 from executors.base import TaskContext, TaskError, to_text
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_bool, render_map, render_seconds, render_str
-from schemas.flow.common import BoolOrExpr, Duration, Str
+from executors.plugin import (
+    TaskPlugin,
+    render_bool,
+    render_int,
+    render_map,
+    render_seconds,
+    render_str,
+)
+from schemas.flow.common import BoolOrExpr, Duration, IntOrExpr, Str
 
 AIRFLOW_DAG_RUNS = "/api/v1/dags/{dag}/dagRuns"
 N8N_CONTENT_TYPES = {
@@ -211,4 +229,85 @@ class N8nTriggerWorkflow(TaskPlugin):
         return {"statusCode": answer.status, "body": answer.text}
 
 
-PLUGINS: list[type[TaskPlugin]] = [AirflowTriggerDagRun, N8nTriggerWorkflow]
+class _Jenkins(TaskPlugin):
+    family: ClassVar[str] = "workflows"
+
+    serverUrl: Str
+    username: Str | None = None
+    apiToken: Str | None = None
+    options: HttpOptions | None = None
+    jobName: Str
+
+    def client(self, ctx: TaskContext) -> tuple[ApiClient, str]:
+        url = render_str(ctx, self.serverUrl, "serverUrl", required=True) or ""
+        user, token = ctx.render_str(self.username), ctx.render_str(self.apiToken)
+        pair = base64.b64encode(f"{user or ''}:{token or ''}".encode()).decode()
+        api = ApiClient(
+            ctx,
+            "Jenkins",
+            url,
+            headers={"Authorization": f"Basic {pair}"},
+            secrets=[token, pair],
+            options=self.options,
+        )
+        name = render_str(ctx, self.jobName, "jobName", required=True) or ""
+        return api, "/" + "/".join(f"job/{quote(part, safe='')}" for part in name.split("/"))
+
+    @staticmethod
+    async def call(api: ApiClient, method: str, path: str, **kwargs: Any) -> Any:
+        answer = await api.call(method, path, allow=lambda code: True, **kwargs)
+        if answer.status >= 400:
+            raise TaskError(
+                f"Request failed '{answer.status}' and body '{api.mask(answer.text[:2000])}'"
+            )
+        return answer
+
+
+class JenkinsJobBuild(_Jenkins):
+    """Trigger a Jenkins job build with parameters."""
+
+    short: ClassVar[str | None] = "jenkins_jobbuild"
+    type: Literal["io.kestra.plugin.jenkins.JobBuild"]
+    parameters: dict[str, Any] | Str | None = None
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        params = render_map(ctx, self.parameters, "parameters")
+        form: list[tuple[str, str]] = []
+        for key, value in params.items():
+            values = value if isinstance(value, list) else [value]
+            form.extend((str(key), to_text(v)) for v in values)
+        api, job = self.client(ctx)
+        async with api:
+            answer = await self.call(
+                api,
+                "POST",
+                f"{job}/buildWithParameters",
+                content=urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        name = ctx.render_str(self.jobName)
+        ctx.log("INFO", f"Triggered job '{name}' with status code: {answer.status}")
+        return {"status": answer.status}
+
+
+class JenkinsJobInfo(_Jenkins):
+    """Read a Jenkins build's information."""
+
+    short: ClassVar[str | None] = "jenkins_jobinfo"
+    type: Literal["io.kestra.plugin.jenkins.JobInfo"]
+    buildNumber: IntOrExpr
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        number = render_int(ctx, self.buildNumber, "buildNumber")
+        api, job = self.client(ctx)
+        async with api:
+            answer = await self.call(api, "GET", f"{job}/{number}/api/json")
+        return {"info": answer.json()}
+
+
+PLUGINS: list[type[TaskPlugin]] = [
+    AirflowTriggerDagRun,
+    N8nTriggerWorkflow,
+    JenkinsJobBuild,
+    JenkinsJobInfo,
+]

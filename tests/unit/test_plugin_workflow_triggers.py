@@ -145,3 +145,40 @@ tasks:
 """
     )
     assert flow_to_dict(flow)["tasks"][0]["type"] == "io.kestra.plugin.n8n.webhook.TriggerWorkflow"
+
+
+async def test_jenkins_build_and_info() -> None:
+    with serve() as api:
+        api.on("POST", "/jenkins/job/team%20a/job/deploy/buildWithParameters", (201, ""))
+        task = {
+            "type": "io.kestra.plugin.jenkins.JobBuild",
+            "serverUrl": api.url + "/jenkins",
+            "jobName": "team a/deploy",
+            "username": "admin",
+            "apiToken": "jk-SECRET",
+            "parameters": {"branch": "{{ flow.id }}", "env": ["staging", "prod"]},
+        }
+        outcome, ctx = await run(task)
+        assert outcome.state == "SUCCESS", outcome.error
+        assert outcome.outputs == {"status": 201}
+        assert (
+            api.last.headers["authorization"]
+            == "Basic " + base64.b64encode(b"admin:jk-SECRET").decode()
+        )
+        assert api.last.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert api.last.body == b"branch=f&env=staging&env=prod"
+        assert "Triggered job 'team a/deploy' with status code: 201" in [
+            m.message for m in ctx.logs
+        ]
+        api.on(
+            "GET",
+            "/jenkins/job/team%20a/job/deploy/7/api/json",
+            (200, {"result": "SUCCESS", "number": 7}),
+        )
+        info = {**task, "type": "io.kestra.plugin.jenkins.JobInfo", "buildNumber": 7}
+        del info["parameters"]
+        outcome, _ = await run(info)
+        assert outcome.outputs == {"info": {"result": "SUCCESS", "number": 7}}
+        api.on("POST", "/jenkins/job/team%20a/job/deploy/buildWithParameters", (404, "Not Found"))
+        outcome, _ = await run(task)
+        assert outcome.error == "Request failed '404' and body 'Not Found'"
