@@ -38,6 +38,11 @@ types (:mod:`executors.plugins.ai_openai`) build on the helpers here.
   (``response_format`` ``json_schema``). POST ``/chat/completions``. Outputs ``outputText``,
   ``rawResponse``; the usage metrics of OpenAI's type.
 
+- ``huggingface.Inference``: ``apiKey``, ``model``, ``inputs``, ``parameters``, ``endpoint``
+  (https://api-inference.huggingface.co/models), ``useCache`` (true, header ``x-use-cache``),
+  ``waitForModel`` (false, header ``x-wait-for-model``), ``options`` (``readIdleTimeout``, PT5M).
+  POST ``{endpoint}/{model}`` ``{"inputs", "parameters"}``; output ``output``, the answer's JSON.
+
 What differs from Kestra: a message may give its role as ``role`` or ``type`` (Kestra reads only
 one of them and fails on the other; blueprints use both). The read timeout is
 :data:`AI_TIMEOUT_S` (the SDKs' 10 minutes); the SDKs' automatic retries are not reproduced (use
@@ -54,7 +59,8 @@ import orjson
 
 from executors.api_client import ApiClient, base_url, dig
 from executors.base import TaskContext, TaskError, TaskOutcome, to_text
-from executors.plugin import TaskPlugin, render_bool, render_int, render_str
+from executors.plugin import TaskPlugin, render_bool, render_int, render_seconds, render_str
+from executors.plugins.notifications import RequestOptions
 from schemas.flow.common import BoolOrExpr, FlowModel, IntOrExpr, NumberOrExpr, Str
 
 # The providers' SDKs wait up to 10 minutes for a completion.
@@ -537,10 +543,56 @@ class PerplexityChatCompletion(ChatTask):
         )
 
 
+# --------------------------------------------------------------------------------------------
+# Hugging Face Inference API
+
+HUGGINGFACE_URL = "https://api-inference.huggingface.co/models"
+
+
+class HuggingFaceInference(ChatTask):
+    """Call a model of Hugging Face's Inference API."""
+
+    service: ClassVar[str] = "Hugging Face"
+    short: ClassVar[str | None] = "huggingface_inference"
+
+    type: Literal["io.kestra.plugin.huggingface.Inference"]
+    model: Str
+    inputs: Str
+    parameters: dict[str, Any] | Str | None = None
+    endpoint: Str | None = HUGGINGFACE_URL
+    useCache: BoolOrExpr | None = True
+    waitForModel: BoolOrExpr | None = False
+    options: RequestOptions | None = None
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        key = api_key(ctx, self.apiKey)
+        endpoint = (ctx.render_str(self.endpoint) or HUGGINGFACE_URL).rstrip("/")
+        model = render_str(ctx, self.model, "model", required=True)
+        payload: dict[str, Any] = {"inputs": render_str(ctx, self.inputs, "inputs", required=True)}
+        parameters = render_json(ctx, self.parameters, "parameters")
+        if parameters:
+            payload["parameters"] = parameters
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "x-use-cache": to_text(render_bool(ctx, self.useCache, "useCache", True)),
+            "x-wait-for-model": to_text(render_bool(ctx, self.waitForModel, "waitForModel")),
+        }
+        opts = self.options or RequestOptions()
+        read = render_seconds(ctx, opts.readIdleTimeout, "options.readIdleTimeout", 300.0)
+        ctx.log("DEBUG", f"Use Huggingface Inference API with input: {to_text(payload)}")
+        async with ApiClient(
+            ctx, self.service, endpoint, headers=headers, secrets=[key], timeout=read
+        ) as api:
+            answer = await api.json("POST", f"{endpoint}/{model}", json=payload)
+        ctx.log("DEBUG", f"Response: {to_text(answer)}")
+        return {"output": answer}
+
+
 PLUGINS: list[type[TaskPlugin]] = [
     AnthropicChatCompletion,
     GeminiChatCompletion,
     GeminiStructuredOutputCompletion,
     DeepSeekChatCompletion,
     PerplexityChatCompletion,
+    HuggingFaceInference,
 ]

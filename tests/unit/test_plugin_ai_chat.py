@@ -652,3 +652,37 @@ async def test_openai_create_image_stores_base64_images(api: Receiver, tmp_path:
     assert url == "https://cdn.openai.com/x.png"
     outcome, _ = await run({**task, "size": "HUGE"})
     assert outcome.error == "property 'size': expected SMALL, MEDIUM or LARGE, got 'HUGE'"
+
+
+async def test_huggingface_inference() -> None:
+    with serve() as api:
+        answer = {"sequence": "help me", "labels": ["support", "upsell"], "scores": [0.9, 0.1]}
+        api.on("POST", "/models/facebook/bart-large-mnli", (200, answer))
+        task = {
+            "type": P + "huggingface.Inference",
+            "apiKey": KEY,
+            "model": "facebook/bart-large-mnli",
+            "inputs": "help me",
+            "parameters": {"candidate_labels": ["support", "upsell"]},
+            "endpoint": api.url + "/models/",
+            "waitForModel": True,
+        }
+        outcome, ctx = await run(task)
+        assert outcome.state == "SUCCESS", outcome.error
+        assert outcome.outputs == {"output": answer}
+        assert api.last.headers["authorization"] == f"Bearer {KEY}"
+        assert (api.last.headers["x-use-cache"], api.last.headers["x-wait-for-model"]) == (
+            "true",
+            "true",
+        )
+        assert api.last.json == {
+            "inputs": "help me",
+            "parameters": {"candidate_labels": ["support", "upsell"]},
+        }
+        api.on("POST", "/models/facebook/bart-large-mnli", (503, {"error": "Model is loading"}))
+        outcome, ctx = await run(task)
+        assert outcome.error == (
+            "Hugging Face: POST /models/facebook/bart-large-mnli failed with HTTP 503: "
+            '{"error": "Model is loading"}'
+        )
+        assert_no_key(outcome, ctx)
