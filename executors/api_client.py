@@ -55,6 +55,8 @@ BASE_URLS: dict[str, str] = {
     "github": "https://api.github.com",
     "linear": "https://api.linear.app",
     "hubspot": "https://api.hubapi.com",
+    # A template: the instance's name fills {domain}.
+    "servicenow": "https://{domain}.service-now.com",
 }
 
 # How much of a refused answer goes into the error.
