@@ -2,6 +2,7 @@
 
 A test gives it routes: ``(METHOD, path-with-query) -> handler``, where a handler gets the
 request (method, path, query, headers, raw body, parsed JSON) and returns ``(status, body)``
+or ``(status, body, headers)``
 (a body that is not bytes/str is sent as JSON, a text as text/plain), or a list of answers
 played one per call (the last one repeats: a job's status moving from running to success).
 Every request is recorded so that the test asserts exactly what the service would have
@@ -40,7 +41,8 @@ class Request:
         return f"{self.method} {self.path}"
 
 
-Answer = tuple[int, Any]
+# (status, body) or (status, body, extra response headers)
+Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 Handler = Callable[[Request], Answer] | Answer | list[Answer]
 
 
@@ -94,7 +96,7 @@ def serve() -> Iterator[Receiver]:
                 body=self.rfile.read(size),
             )
             receiver.requests.append(request)
-            status, body = receiver.answer(request, self.path)
+            status, body, *extra = receiver.answer(request, self.path)
             kind = "text/plain"
             if isinstance(body, str):
                 data = body.encode()
@@ -104,6 +106,8 @@ def serve() -> Iterator[Receiver]:
                 data, kind = json.dumps(body).encode(), "application/json"
             self.send_response(status)
             self.send_header("Content-Type", kind)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
