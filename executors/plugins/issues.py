@@ -1,4 +1,5 @@
-"""Kestra's Jira types (kestra-io/plugin-jira); GitHub's are in :mod:`executors.plugins.github`.
+"""Kestra's Jira and GitLab issue types (kestra-io/plugin-jira, plugin-gitlab); GitHub's are in
+:mod:`executors.plugins.github`.
 
 Each is one or two calls through :class:`executors.api_client.ApiClient` (a refused call fails
 the task with the service's answer; credentials are masked everywhere).
@@ -17,18 +18,29 @@ or else ``accessToken`` (Bearer; neither: "Missing required authentication field
 - ``UpdateFields``: ``issueIdOrKey``, ``fields`` (each value sent as text, as the template does)
   -> PUT ``/rest/api/2/issue/{key}`` ``{"fields": {...}}``.
 
-What differs from Kestra: Jira's bodies are built as JSON data, so a description with quotes or
-new lines stays valid (Kestra renders a Pebble template without escaping, and Jira then refuses
-such a body); Jira's ``Create`` also outputs the created issue's ``id``, ``key`` and ``self``
-(Kestra has no outputs; blueprints read ``outputs.<task>.key``); ``UpdateFields`` uses PUT, the
-method Jira's edit API answers to (Kestra POSTs, which Jira refuses). A ``baseUrl`` without a
-scheme fails naming the property.
+GitLab (``issues.Create``, ``issues.Search``): ``url`` (https://gitlab.com), ``token`` (header
+``PRIVATE-TOKEN``), ``projectId``, ``apiPath`` (/api/v4/projects).
+
+- ``issues.Create``: ``title``, ``issueDescription``, ``labels`` -> POST
+  ``{url}{apiPath}/{projectId}/issues`` ``{"title", "description", "labels"}``. Outputs
+  ``issueId``, ``webUrl``, ``statusCode``.
+- ``issues.Search``: ``search``, ``state`` (opened), ``labels`` (comma-joined) -> GET
+  ``.../issues?search=&state=&labels=``. Outputs ``issues``, ``count``, ``statusCode``.
+
+What differs from Kestra: a GitLab ``projectId`` that is a path (``group/project``) has its
+slashes escaped, as GitLab's API requires (Kestra sends it as written). Jira's bodies are built
+as JSON data, so a description with quotes or new lines stays valid (Kestra renders a Pebble
+template without escaping, and Jira then refuses such a body); Jira's ``Create`` also outputs
+the created issue's ``id``, ``key`` and ``self`` (Kestra has no outputs; blueprints read
+``outputs.<task>.key``); ``UpdateFields`` uses PUT, the method Jira's edit API answers to
+(Kestra POSTs, which Jira refuses). A ``baseUrl`` without a scheme fails naming the property.
 """
 
 from __future__ import annotations
 
 import base64
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import Field
 
@@ -146,4 +158,78 @@ class JiraUpdateFields(_Jira):
         return {}
 
 
-PLUGINS: list[type[TaskPlugin]] = [JiraCreate, JiraCreateComment, JiraUpdateFields]
+class _GitLab(TaskPlugin):
+    family: ClassVar[str] = "issues"
+
+    url: Str | None = "https://gitlab.com"
+    token: Str
+    projectId: Str | int
+    apiPath: Str | None = "/api/v4/projects"
+
+    def client(self, ctx: TaskContext) -> tuple[ApiClient, str]:
+        token = render_str(ctx, self.token, "token", required=True) or ""
+        url = ctx.render_str(self.url) or "https://gitlab.com"
+        project = render_str(ctx, self.projectId, "projectId", required=True) or ""
+        path = f"{ctx.render_str(self.apiPath) or '/api/v4/projects'}/{quote(project, safe='')}"
+        api = ApiClient(ctx, "GitLab", url, headers={"PRIVATE-TOKEN": token}, secrets=[token])
+        return api, f"{path}/issues"
+
+
+class GitLabIssueCreate(_GitLab):
+    """Create a GitLab issue."""
+
+    short: ClassVar[str | None] = "gitlab_issues_create"
+    type: Literal["io.kestra.plugin.gitlab.issues.Create"]
+    title: Str
+    issueDescription: Str | None = None
+    labels: list[Str] | Str | None = None
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": render_str(ctx, self.title, "title", required=True)}
+        if self.issueDescription is not None:
+            body["description"] = ctx.render_str(self.issueDescription)
+        if self.labels is not None:
+            body["labels"] = _texts(ctx, self.labels, "labels")
+        api, path = self.client(ctx)
+        async with api:
+            answer = await api.call("POST", path, json=body)
+        issue = answer.object()
+        return {
+            "issueId": to_text(issue.get("id")),
+            "webUrl": to_text(issue.get("web_url")),
+            "statusCode": answer.status,
+        }
+
+
+class GitLabIssueSearch(_GitLab):
+    """Search the issues of a GitLab project."""
+
+    short: ClassVar[str | None] = "gitlab_issues_search"
+    type: Literal["io.kestra.plugin.gitlab.issues.Search"]
+    search: Str | None = None
+    state: Str | None = "opened"
+    labels: list[Str] | Str | None = None
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.search is not None:
+            params["search"] = ctx.render_str(self.search)
+        params["state"] = ctx.render_str(self.state) or "opened"
+        if self.labels is not None:
+            params["labels"] = ",".join(_texts(ctx, self.labels, "labels"))
+        api, path = self.client(ctx)
+        async with api:
+            answer = await api.call("GET", path, params=params)
+        issues = answer.json()
+        if not isinstance(issues, list):
+            raise TaskError(f"GitLab: {answer.what} answered {answer.text[:200]}, expected a list")
+        return {"issues": issues, "count": len(issues), "statusCode": answer.status}
+
+
+PLUGINS: list[type[TaskPlugin]] = [
+    JiraCreate,
+    JiraCreateComment,
+    JiraUpdateFields,
+    GitLabIssueCreate,
+    GitLabIssueSearch,
+]

@@ -221,3 +221,51 @@ async def test_github_failures() -> None:
         )
         outcome, _ = await run({**task, "repository": "just-a-name"})
         assert outcome.error == "property 'repository': expected owner/name, got 'just-a-name'"
+
+
+async def test_gitlab_issue_create_and_search() -> None:
+    with serve() as api:
+        created = {"id": 93, "iid": 4, "web_url": "https://gitlab.com/acme/app/-/issues/4"}
+        api.on("POST", "/api/v4/projects/acme%2Fapp/issues", (201, created))
+        task = {
+            "type": "io.kestra.plugin.gitlab.issues.Create",
+            "url": api.url,
+            "token": "glpat-SECRET",
+            "projectId": "acme/app",
+            "title": "[Incident] {{ flow.id }}",
+            "issueDescription": "The job failed.\nSee `logs`.",
+            "labels": ["incident"],
+        }
+        outcome, ctx = await run(task)
+        assert outcome.state == "SUCCESS", outcome.error
+        assert outcome.outputs == {"issueId": "93", "webUrl": created["web_url"], "statusCode": 201}
+        assert api.last.headers["private-token"] == "glpat-SECRET"
+        assert api.last.json == {
+            "title": "[Incident] f",
+            "description": "The job failed.\nSee `logs`.",
+            "labels": ["incident"],
+        }
+        issues = [{"iid": 1, "title": "old"}, {"iid": 2, "title": "older"}]
+        api.on("GET", "/api/v4/projects/42/issues", (200, issues))
+        search = {
+            "type": "io.kestra.plugin.gitlab.issues.Search",
+            "url": api.url,
+            "token": "glpat-SECRET",
+            "projectId": 42,
+            "search": "flaky test",
+            "labels": ["bug", "ci"],
+        }
+        outcome, _ = await run(search)
+        assert outcome.outputs == {"issues": issues, "count": 2, "statusCode": 200}
+        assert api.last.query == {
+            "search": ["flaky test"],
+            "state": ["opened"],
+            "labels": ["bug,ci"],
+        }
+        api.on("GET", "/api/v4/projects/42/issues", (401, {"message": "401 Unauthorized"}))
+        outcome, ctx = await run(search)
+        assert outcome.error == (
+            "GitLab: GET /api/v4/projects/42/issues failed with HTTP 401: "
+            '{"message": "401 Unauthorized"}'
+        )
+        assert not any("glpat-SECRET" in line.message for line in ctx.logs)
