@@ -22,6 +22,11 @@ refused call fails the task with the service's answer; credentials are masked).
   fails with HubSpot's error messages ("HubSpot API error: ..."). Outputs ``id`` and ``uri`` (an
   ION file holding the created ticket's properties).
 
+- ``hubspot.companies.Search`` / ``contacts.Search`` / ``deals.Search``: ``query``,
+  ``filterGroups``, ``properties``, ``limit`` (10), ``after``, ``sorts``, ``fetchAllPages``
+  (false: follow ``paging.next.after`` while true). POST ``/crm/v3/objects/{object}/search``;
+  outputs ``total`` and ``uri`` (an ION file of the records' properties).
+
 What differs from Kestra: Linear's refused or erroring mutation fails the task (Kestra returns
 ``isSuccess: false``), as does a team that does not exist (Kestra sends a null team id); Zendesk's
 ``assigneeId`` is sent as ``assignee_id`` (Kestra puts it in the ticket's ``id``, which Zendesk
@@ -40,9 +45,9 @@ from executors import ion
 from executors.api_client import ApiClient, ApiError, base_url, dig
 from executors.base import TaskContext, TaskError, to_text
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_int, render_map, render_str
+from executors.plugin import TaskPlugin, render_bool, render_int, render_map, render_str
 from executors.plugins.ai_chat import render_json
-from schemas.flow.common import IntOrExpr, Str
+from schemas.flow.common import BoolOrExpr, IntOrExpr, Str
 
 LINEAR_MUTATION = (
     "mutation ($input: IssueCreateInput!) { issueCreate(input: $input) { success issue { id } } }"
@@ -289,4 +294,107 @@ def render_json_text(text: str) -> Any:
         return None
 
 
-PLUGINS: list[type[TaskPlugin]] = [LinearIssueCreate, ZendeskTicketCreate, HubspotTicketCreate]
+class _HubspotSearch(TaskPlugin):
+    """Kestra's ``AbstractSearchTask``: POST ``{object}/search``, the records' properties stored."""
+
+    family: ClassVar[str] = "issues"
+    endpoint: ClassVar[str] = ""
+
+    apiKey: Str | None = None
+    oauthToken: Str | None = None
+    options: HttpOptions | None = None
+    query: Str | None = None
+    filterGroups: list[dict[str, Any]] | Str | None = None
+    properties: list[Str] | Str | None = None
+    limit: IntOrExpr | None = 10
+    after: Str | None = None
+    sorts: list[dict[str, Any]] | Str | None = None
+    fetchAllPages: BoolOrExpr | None = False
+
+    def body(self, ctx: TaskContext) -> dict[str, Any]:
+        given = {
+            "query": ctx.render_str(self.query),
+            "filterGroups": render_json(ctx, self.filterGroups, "filterGroups"),
+            "properties": render_json(ctx, self.properties, "properties"),
+            "limit": render_int(ctx, self.limit, "limit", 10),
+            "after": ctx.render_str(self.after),
+            "sorts": render_json(ctx, self.sorts, "sorts"),
+        }
+        body = {key: value for key, value in given.items() if value is not None}
+        return body
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        token = ctx.render_str(self.apiKey) if self.apiKey is not None else None
+        token = token if token is not None else ctx.render_str(self.oauthToken)
+        if token is None:
+            raise TaskError("Missing required authentication fields")
+        body = self.body(ctx)
+        rows: list[Any] = []
+        every_page = render_bool(ctx, self.fetchAllPages, "fetchAllPages")
+        async with ApiClient(
+            ctx,
+            "HubSpot",
+            base_url("hubspot"),
+            headers={"Authorization": f"Bearer {token}"},
+            secrets=[token],
+            options=self.options,
+        ) as api:
+            while True:
+                ctx.log(
+                    "INFO",
+                    f"Sending request to {self.endpoint}/search with payload {to_text(body)}",
+                )
+                try:
+                    page = await api.object(
+                        "POST",
+                        f"{self.endpoint}/search",
+                        json=body,
+                        headers={"Content-Type": "application/json; charset=UTF-8"},
+                    )
+                except ApiError as exc:
+                    raise TaskError(hubspot_error(exc.body)) from None
+                rows.extend(r.get("properties") for r in page.get("results") or [])
+                after = dig(page, "paging", "next", "after")
+                if not every_page or after is None:
+                    break
+                body["after"] = after
+        if ctx.storage is None:
+            raise TaskError("HubSpot: this worker has no internal storage for the records")
+        data = "".join(ion.dumps(row) + "\n" for row in rows).encode()
+        uri = await ctx.storage.put(ctx.execution_id, "records.ion", data)
+        ctx.log("INFO", f"Retrieved {len(rows)} records")
+        return {"total": len(rows), "uri": uri}
+
+
+class HubspotCompaniesSearch(_HubspotSearch):
+    """Search HubSpot companies (CRM v3)."""
+
+    short: ClassVar[str | None] = "hubspot_companies_search"
+    endpoint: ClassVar[str] = "/crm/v3/objects/companies"
+    type: Literal["io.kestra.plugin.hubspot.companies.Search"]
+
+
+class HubspotContactsSearch(_HubspotSearch):
+    """Search HubSpot contacts (CRM v3)."""
+
+    short: ClassVar[str | None] = "hubspot_contacts_search"
+    endpoint: ClassVar[str] = "/crm/v3/objects/contacts"
+    type: Literal["io.kestra.plugin.hubspot.contacts.Search"]
+
+
+class HubspotDealsSearch(_HubspotSearch):
+    """Search HubSpot deals (CRM v3)."""
+
+    short: ClassVar[str | None] = "hubspot_deals_search"
+    endpoint: ClassVar[str] = "/crm/v3/objects/deals"
+    type: Literal["io.kestra.plugin.hubspot.deals.Search"]
+
+
+PLUGINS: list[type[TaskPlugin]] = [
+    LinearIssueCreate,
+    ZendeskTicketCreate,
+    HubspotTicketCreate,
+    HubspotCompaniesSearch,
+    HubspotContactsSearch,
+    HubspotDealsSearch,
+]

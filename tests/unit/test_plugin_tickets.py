@@ -167,3 +167,35 @@ async def test_hubspot_ticket_create(api: Receiver, tmp_path: Path) -> None:
     api.on("POST", "/crm/v3/objects/tickets", (400, error))
     outcome, _ = await run(task, tmp_path)
     assert outcome.error == 'HubSpot API error: Property "hs_pipeline_stage" is invalid'
+
+
+async def test_hubspot_search_pages(api: Receiver, tmp_path: Path) -> None:
+    def search(request: Request) -> tuple[int, Any]:
+        if request.json.get("after") == "10":
+            return 200, {"results": [{"id": "3", "properties": {"name": "C"}}]}
+        results = [
+            {"id": "1", "properties": {"name": "A"}},
+            {"id": "2", "properties": {"name": "B"}},
+        ]
+        return 200, {"results": results, "paging": {"next": {"after": "10"}}}
+
+    api.on("POST", "/crm/v3/objects/companies/search", search)
+    task = {
+        "type": "io.kestra.plugin.hubspot.companies.Search",
+        "apiKey": "pat-SECRET",
+        "properties": ["name", "domain"],
+        "sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+    }
+    outcome, _ = await run(task, tmp_path)
+    assert outcome.state == "SUCCESS", outcome.error
+    assert api.last.json == {
+        "properties": ["name", "domain"],
+        "limit": 10,
+        "sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}],
+    }
+    assert outcome.outputs["total"] == 2
+    outcome, _ = await run({**task, "fetchAllPages": True}, tmp_path)
+    assert outcome.outputs["total"] == 3
+    assert api.last.json["after"] == "10"
+    stored = LocalStorage(tmp_path / "storage").read_sync(outcome.outputs["uri"])
+    assert ion.loads(stored.decode()) == [{"name": "A"}, {"name": "B"}, {"name": "C"}]
