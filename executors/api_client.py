@@ -55,6 +55,7 @@ BASE_URLS: dict[str, str] = {
     "github": "https://api.github.com",
     "linear": "https://api.linear.app",
     "hubspot": "https://api.hubapi.com",
+    "slack": "https://slack.com/api",
     # A template: the instance's name fills {domain}.
     "servicenow": "https://{domain}.service-now.com",
 }
