@@ -56,6 +56,7 @@ BASE_URLS: dict[str, str] = {
     "linear": "https://api.linear.app",
     "hubspot": "https://api.hubapi.com",
     "slack": "https://slack.com/api",
+    "notion": "https://api.notion.com",
     # A template: the instance's name fills {domain}.
     "servicenow": "https://{domain}.service-now.com",
 }
