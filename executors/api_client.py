@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -226,7 +227,7 @@ class ApiClient:
         handles itself.
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
-        what = f"{method} {urlsplit(url).path}"
+        what = self.mask(f"{method} {urlsplit(url).path}")
         kwargs: dict[str, Any] = {}
         if json is not None or content is not None:
             kwargs["content"] = orjson.dumps(json) if content is None else content
@@ -283,6 +284,31 @@ class ApiClient:
             f"{self.service}: {what} to {host} failed: {type(exc).__name__}: {reason}",
             isinstance(exc, httpx.TimeoutException | httpx.ConnectError),
         )
+
+    async def download(self, path: str, target: Path, *, allow: Callable[[int], bool]) -> int:
+        """GET ``path`` streamed into the file ``target``; the status (an allowed one leaves
+        ``target`` unwritten). Other statuses of 400 or more fail as :meth:`call` does."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
+        what = self.mask(f"GET {urlsplit(url).path}")
+        self.ctx.log("DEBUG", f"{self.service}: {what}")
+        try:
+            async with self._client.stream("GET", url) as response:
+                code = response.status_code
+                if code >= 400:
+                    if allow(code):
+                        return code
+                    body = self.mask(
+                        (await response.aread())[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
+                    )
+                    raise ApiError(
+                        f"{self.service}: {what} failed with HTTP {code}: {body}", code, body
+                    )
+                with target.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(what, url, exc) from None
+        return code
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return (await self.call(method, path, **kwargs)).json()

@@ -22,7 +22,7 @@ up to 30 s (Kestra's ``RetryUtils``).
   precedence ``status`` 10, else ``is_success`` and not ``is_error``, else ``status_humanized``
   Success) fails: "Failed run with status 'Error' after 1m 2s: <status_message>". Then the
   artifacts ``run_results.json`` and ``manifest.json`` are downloaded (a 404 skips one) into
-  internal storage: outputs ``runResults`` and ``manifest`` (their URIs, or null). With
+  internal storage, streamed: outputs ``runResults`` and ``manifest`` (their URIs, or null). With
   ``parseRunResults`` each result is logged (``model.x => success in 1.20s``, its message below,
   at ERROR for error/fail/runtime_error, WARN for warn) and ``rows_affected`` /
   ``bytes_processed`` of the adapter responses become the metrics ``rows.affected`` /
@@ -37,6 +37,10 @@ line by line (Kestra re-reads from one character before the last offset, repeati
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -173,35 +177,42 @@ class _DbtCloud(ApiTask):
                 f"Failed run with status '{final.get('status_humanized')}' after "
                 f"{final.get('duration_humanized')}" + (f": {message}" if message else "")
             )
-        results = await self._artifact(ctx, api, account, run_id, "run_results.json")
-        manifest = await self._artifact(ctx, api, account, run_id, "manifest.json")
-        metrics: dict[str, Any] = {}
-        if results is not None and render_bool(ctx, self.parseRunResults, "parseRunResults", True):
-            metrics = self._parse_results(ctx, results[1])
+        if ctx.storage is None:
+            raise TaskError("dbt Cloud: cannot store the artifacts: this worker has no storage")
+        folder = Path(tempfile.mkdtemp(prefix="dbt-cloud-", dir=ctx.working_dir or None))
+        try:
+            results = await self._artifact(ctx, api, account, run_id, folder / "run_results.json")
+            manifest = await self._artifact(ctx, api, account, run_id, folder / "manifest.json")
+            metrics: dict[str, Any] = {}
+            parse = render_bool(ctx, self.parseRunResults, "parseRunResults", True)
+            if results is not None and parse:
+                parsed = await asyncio.to_thread(_load_json, folder / "run_results.json")
+                metrics = self._parse_results(ctx, parsed)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         return TaskOutcome(
             state="SUCCESS",
             outputs={
-                "runResults": results[0] if results else None,
-                "manifest": manifest[0] if manifest else None,
+                "runResults": results,
+                "manifest": manifest,
             },
             metrics=metrics,
         )
 
     async def _artifact(
-        self, ctx: TaskContext, api: ApiClient, account: str, run_id: int, name: str
-    ) -> tuple[str, Any] | None:
-        """Store one artifact; (its URI, its JSON), or None when dbt Cloud has none (404)."""
-        answer = await api.call(
-            "GET", f"{account}/runs/{run_id}/artifacts/{name}", allow=lambda code: code == 404
+        self, ctx: TaskContext, api: ApiClient, account: str, run_id: int, target: Path
+    ) -> str | None:
+        """Download one artifact into ``target`` then internal storage, streamed; its URI, or
+        None when dbt Cloud has none (404)."""
+        name = target.name
+        status = await api.download(
+            f"{account}/runs/{run_id}/artifacts/{name}", target, allow=lambda code: code == 404
         )
-        if answer.status == 404:
+        if status == 404:
             ctx.log("DEBUG", f"Artifact '{name}' not found (404) — skipping")
             return None
-        content = answer.json()
-        if ctx.storage is None:
-            raise TaskError(f"dbt Cloud: cannot store {name}: this worker has no internal storage")
-        uri = await ctx.storage.put(ctx.execution_id, name, answer.text.encode())
-        return uri, content
+        assert ctx.storage is not None
+        return await ctx.storage.put_file(name, target)
 
     @staticmethod
     def _parse_results(ctx: TaskContext, results: Any) -> dict[str, Any]:
@@ -305,6 +316,13 @@ class DbtCloudTriggerRun(_DbtCloud):
             outcome = await self.check(ctx, api, account, run_id)
         outcome.outputs = {"runId": run_id, **outcome.outputs}
         return outcome
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise TaskError(f"dbt Cloud: {path.name} is not valid JSON: {exc}") from None
 
 
 PLUGINS: list[type[TaskPlugin]] = [DbtCloudTriggerRun, DbtCloudCheckStatus]
