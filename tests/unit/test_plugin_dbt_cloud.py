@@ -172,3 +172,10 @@ async def test_failed_runs_refusals_and_timeouts(tmp_path: Path) -> None:
         assert time.slept == [0.5]
         outcome, _ = await run({**task, "wait": False}, tmp_path)
         assert outcome.outputs == {"runId": 99}
+        serve_run(api, [run_state(10)])
+        api.on("GET", f"{RUN[:-1]}/artifacts/manifest.json", (500, "boom"))
+        outcome, _ = await run(check, tmp_path)
+        assert outcome.error == (
+            "dbt Cloud: GET /api/v2/accounts/12/runs/99/artifacts/manifest.json failed with "
+            "HTTP 500: boom"
+        )
