@@ -1,8 +1,8 @@
 """Kestra's LLM chat types: one request to a provider's completion API, its answer as outputs.
 
-Ported from kestra-io/plugin-anthropic
-(``ChatCompletion``), plugin-gemini (``ChatCompletion``, ``StructuredOutputCompletion``),
-plugin-deepseek and plugin-perplexity (``ChatCompletion``). Every type calls its REST API over
+Ported from kestra-io/plugin-anthropic (``ChatCompletion``), plugin-gemini (``ChatCompletion``,
+``StructuredOutputCompletion``), plugin-deepseek, plugin-mistral and plugin-perplexity
+(``ChatCompletion``) and plugin-huggingface (``Inference``). Every type calls its REST API over
 :class:`executors.api_client.ApiClient` (a status of 400 or more fails the task with the
 provider's answer; the API key is masked wherever it could appear). Messages are rendered, then
 each provider's roles are checked: a bad role fails the task naming ``messages[i]``. OpenAI's
@@ -31,7 +31,10 @@ types (:mod:`executors.plugins.ai_openai`) build on the helpers here.
   ``jsonResponseSchema`` (JSON mode: a system message with the schema goes first and
   ``response_format`` is ``json_object``; when the schema expects an array the answer is
   repaired into one, Kestra's ``DeepseekResponseNormalizer``). POST ``{baseUrl}/chat/completions``.
-  Outputs ``response`` (the first choice's content), ``raw`` (the body).
+  Outputs ``response`` (the first choice's content), ``raw`` (the answer, as compact JSON).
+- ``mistral.ChatCompletion``: the same properties and outputs (``baseUrl``
+  https://api.mistral.ai/v1); ``jsonResponseSchema`` becomes ``response_format`` ``json_schema``
+  ``{"schema", "name": "kestra_schema", "strict": true}``.
 - ``perplexity.ChatCompletion``: ``apiKey``, ``model``, ``messages`` (as DeepSeek),
   ``temperature`` (0.2), ``topP`` (0.9), ``topK`` (0), ``stream`` (false), ``presencePenalty``
   and ``frequencyPenalty`` (0.0), all sent; ``maxTokens``; ``jsonResponseSchema``
@@ -415,10 +418,11 @@ class GeminiStructuredOutputCompletion(_Gemini):
 
 
 # --------------------------------------------------------------------------------------------
-# DeepSeek and Perplexity (OpenAI-like chat completions over Kestra's HTTP client)
+# DeepSeek, Mistral and Perplexity (OpenAI-like chat completions over Kestra's HTTP client)
 
 CHAT_ROLES = {"SYSTEM": "system", "ASSISTANT": "assistant", "USER": "user"}
 DEEPSEEK_URL = "https://api.deepseek.com/v1"
+MISTRAL_URL = "https://api.mistral.ai/v1"
 DEEPSEEK_JSON_MODE = (
     "You must output valid JSON only (no extra text). "
     "Follow this JSON Schema strictly when formatting your response. "
@@ -451,38 +455,79 @@ def deepseek_normalize(content: str | None, schema: str | None) -> str | None:
     return f"[{content}]"
 
 
-class DeepSeekChatCompletion(ChatTask):
+class _ModelNameChat(ChatTask):
+    """DeepSeek and Mistral: ``modelName``, ``baseUrl``, typed messages, a JSON schema option."""
+
+    default_url: ClassVar[str] = ""
+
+    modelName: Str
+    baseUrl: Str | None = None
+    messages: list[ChatMessage] | Str
+    jsonResponseSchema: Str | None = None
+
+    def apply_schema(self, body: dict[str, Any], schema: str) -> None:
+        raise NotImplementedError
+
+    def normalize(self, text: str, schema: str | None) -> str | None:
+        return text
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        key = api_key(ctx, self.apiKey)
+        url = ctx.render_str(self.baseUrl) or self.default_url
+        schema = ctx.render_str(self.jsonResponseSchema)
+        body: dict[str, Any] = {
+            "model": render_str(ctx, self.modelName, "modelName", required=True),
+            "messages": render_messages(ctx, self.messages, CHAT_ROLES),
+        }
+        if schema is not None:
+            self.apply_schema(body, schema)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with self.client(ctx, key, headers, url) as api:
+            parsed = await api.object("POST", "/chat/completions", json=body)
+        content = first_content(parsed, self.service)
+        text = content if isinstance(content, str) else to_text(content)
+        # Kestra re-serializes the answer it parsed (compact JSON).
+        return {"response": self.normalize(text, schema), "raw": orjson.dumps(parsed).decode()}
+
+
+class DeepSeekChatCompletion(_ModelNameChat):
     """Send a chat to DeepSeek's chat completions API (optional JSON mode)."""
 
     service: ClassVar[str] = "DeepSeek"
     short: ClassVar[str | None] = "deepseek_chatcompletion"
+    default_url: ClassVar[str] = DEEPSEEK_URL
 
     type: Literal["io.kestra.plugin.deepseek.ChatCompletion"]
-    modelName: Str
     baseUrl: Str | None = DEEPSEEK_URL
-    messages: list[ChatMessage] | Str
-    jsonResponseSchema: Str | None = None
 
-    async def run(self, ctx: TaskContext) -> dict[str, Any]:
-        key = api_key(ctx, self.apiKey)
-        url = ctx.render_str(self.baseUrl) or DEEPSEEK_URL
-        schema = ctx.render_str(self.jsonResponseSchema)
-        messages = render_messages(ctx, self.messages, CHAT_ROLES)
-        if schema is not None and schema.strip():
-            messages.insert(0, {"role": "system", "content": DEEPSEEK_JSON_MODE + schema})
-        body: dict[str, Any] = {
-            "model": render_str(ctx, self.modelName, "modelName", required=True),
-            "messages": messages,
-        }
-        if schema is not None and schema.strip():
+    def apply_schema(self, body: dict[str, Any], schema: str) -> None:
+        if schema.strip():
+            body["messages"].insert(0, {"role": "system", "content": DEEPSEEK_JSON_MODE + schema})
             body["response_format"] = {"type": "json_object"}
-        headers = {"Authorization": f"Bearer {key}"}
-        async with self.client(ctx, key, headers, url) as api:
-            answer = await api.call("POST", "/chat/completions", json=body)
-        parsed = answer.object()
-        content = first_content(parsed, self.service)
-        text = content if isinstance(content, str) else to_text(content)
-        return {"response": deepseek_normalize(text, schema), "raw": answer.text}
+
+    def normalize(self, text: str, schema: str | None) -> str | None:
+        return deepseek_normalize(text, schema)
+
+
+class MistralChatCompletion(_ModelNameChat):
+    """Send a chat to Mistral's chat completions API (optional JSON schema output)."""
+
+    service: ClassVar[str] = "Mistral"
+    short: ClassVar[str | None] = "mistral_chatcompletion"
+    default_url: ClassVar[str] = MISTRAL_URL
+
+    type: Literal["io.kestra.plugin.mistral.ChatCompletion"]
+    baseUrl: Str | None = MISTRAL_URL
+
+    def apply_schema(self, body: dict[str, Any], schema: str) -> None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "schema": parse_json_text(schema, "jsonResponseSchema"),
+                "name": "kestra_schema",
+                "strict": True,
+            },
+        }
 
 
 class PerplexityChatCompletion(ChatTask):
@@ -593,6 +638,7 @@ PLUGINS: list[type[TaskPlugin]] = [
     GeminiChatCompletion,
     GeminiStructuredOutputCompletion,
     DeepSeekChatCompletion,
+    MistralChatCompletion,
     PerplexityChatCompletion,
     HuggingFaceInference,
 ]

@@ -549,7 +549,41 @@ async def test_deepseek_json_mode_and_array_repair() -> None:
             ],
             "response_format": {"type": "json_object"},
         }
-        assert outcome.outputs == {"response": '[{"t": 1}]', "raw": raw}
+        # Kestra re-serializes the answer it parsed: compact JSON.
+        compact = '{"choices":[{"message":{"role":"assistant","content":"{\\"t\\": 1}"}}]}'
+        assert outcome.outputs == {"response": '[{"t": 1}]', "raw": compact}
+
+
+async def test_mistral_json_schema() -> None:
+    with serve() as api:
+        api.on("POST", "/v1/chat/completions", (200, {"choices": [{"message": {"content": "ok"}}]}))
+        outcome, _ = await run(
+            {
+                "type": P + "mistral.ChatCompletion",
+                "apiKey": KEY,
+                "modelName": "mistral-small",
+                "baseUrl": api.url + "/v1",
+                "messages": [{"type": "SYSTEM", "content": "x"}, {"type": "USER", "content": "y"}],
+                "jsonResponseSchema": '{"type": "object"}',
+            }
+        )
+        assert outcome.state == "SUCCESS", outcome.error
+        assert api.last.json == {
+            "model": "mistral-small",
+            "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "schema": {"type": "object"},
+                    "name": "kestra_schema",
+                    "strict": True,
+                },
+            },
+        }
+        assert outcome.outputs == {
+            "response": "ok",
+            "raw": '{"choices":[{"message":{"content":"ok"}}]}',
+        }
 
 
 async def test_perplexity_sends_every_default(api: Receiver) -> None:
