@@ -338,7 +338,7 @@ async def test_fivetran_failure_post_not_retried_and_validation() -> None:
         task = {
             "type": P + "fivetran.connectors.Sync",
             "apiKey": "key",
-            "apiSecret": "s",
+            "apiSecret": "ft-SECRET",
             "baseUrl": api.url,
             "connectorId": "c1",
         }
