@@ -1,0 +1,163 @@
+"""A real HTTP server on 127.0.0.1 that plays a service's API for the SaaS plugin tests.
+
+A test gives it routes: ``(METHOD, path-with-query) -> handler``, where a handler gets the
+request (method, path, query, headers, raw body, parsed JSON) and returns ``(status, body)``
+or ``(status, body, headers)``
+(a body that is not bytes/str is sent as JSON, a text as text/plain), or a list of answers
+played one per call (the last one repeats: a job's status moving from running to success).
+Every request is recorded so that the test asserts exactly what the service would have
+received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from executors.base import TaskContext
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def target(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+# (status, body) or (status, body, extra response headers)
+Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]
+Handler = Callable[[Request], Answer] | Answer | list[Answer]
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    routes: dict[str, Handler] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    _calls: dict[str, int] = field(default_factory=dict)
+
+    def on(self, method: str, path: str, handler: Handler) -> None:
+        self.routes[f"{method} {path}"] = handler
+        self._calls[f"{method} {path}"] = 0
+
+    def answer(self, request: Request, raw_path: str) -> Answer:
+        key = f"{request.method} {raw_path}"
+        if key not in self.routes:
+            key = request.target
+        handler = self.routes.get(key)
+        if handler is None:
+            return 404, {"error": f"no route for {request.method} {raw_path}"}
+        count = self._calls.get(key, 0)
+        self._calls[key] = count + 1
+        if callable(handler):
+            return handler(request)
+        if isinstance(handler, list):
+            return handler[min(count, len(handler) - 1)]
+        return handler
+
+    def sent(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    @property
+    def last(self) -> Request:
+        return self.requests[-1]
+
+
+@contextmanager
+def serve() -> Iterator[Receiver]:
+    receiver = Receiver()
+
+    class Handle(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            size = int(self.headers.get("Content-Length") or 0)
+            parts = urlsplit(self.path)
+            request = Request(
+                method=self.command,
+                path=parts.path,
+                query=parse_qs(parts.query),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=self.rfile.read(size),
+            )
+            receiver.requests.append(request)
+            status, body, *extra = receiver.answer(request, self.path)
+            kind = "text/plain"
+            if isinstance(body, str):
+                data = body.encode()
+            elif isinstance(body, bytes):
+                data = body
+            else:
+                data, kind = json.dumps(body).encode(), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+    receiver.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class FakeTime:
+    """A clock and a sleeper for polling tests: sleeping advances the clock at once."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+        self.slept: list[float] = []
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float, cancelled: Any) -> bool:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+        return not cancelled.is_set()
+
+
+def context(
+    task: dict[str, Any],
+    variables: dict[str, Any] | None = None,
+    time: FakeTime | None = None,
+    **hooks: Any,
+) -> TaskContext:
+    time = time or FakeTime()
+    return TaskContext.for_job(
+        execution_id="exec1",
+        task_run_id="tr1",
+        attempt=0,
+        task=task,
+        variables=variables or {"flow": {"id": "f", "namespace": "company.team"}},
+        clock=time.clock,
+        sleeper=time.sleep,
+        **hooks,
+    )
