@@ -108,13 +108,20 @@ class Azurite(Server):
         say(f"$ npm install --prefix {self.npm_dir} {AZURITE_NPM} (a few minutes the first time)")
         try:
             done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(self.npm_dir),
-                 AZURITE_NPM],
+                [
+                    npm,
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(self.npm_dir),
+                    AZURITE_NPM,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=NPM_INSTALL_TIMEOUT_S,
                 check=False,
-            )  # fmt: skip
+            )
         except subprocess.TimeoutExpired:
             raise ServiceError(
                 f"npm install {AZURITE_NPM} did not finish within {NPM_INSTALL_TIMEOUT_S:.0f} s; "
@@ -122,7 +129,9 @@ class Azurite(Server):
             ) from None
         if done.returncode != 0 or not self.binary.exists():
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise ServiceError(f"npm install {AZURITE_NPM} failed (exit {done.returncode}):\n{tail}")
+            raise ServiceError(
+                f"npm install {AZURITE_NPM} failed (exit {done.returncode}):\n{tail}"
+            )
 
     def start(self, say: Say) -> None:
         self._npm_install(say)

@@ -17,8 +17,8 @@ from . import probes
 from .azurite import Azurite
 from .base import Server, wait_ready
 from .config import PORT_ENV, SERVER_NAMES, Config, ConfigError, PortSpec, ServiceError, load_config
-from .install import AptInstaller, fetch_wheel_binary
 from .gcs import Gcs
+from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
 from .mariadb import MariaDB
 from .mqtt import Mqtt

