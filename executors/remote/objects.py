@@ -26,7 +26,7 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,10 +169,6 @@ async def move_or_delete(
             await store.delete(obj.container, obj.name)
 
 
-def iso(moment: datetime | None) -> str | None:
-    return c.iso(moment)
-
-
 # ------------------------------------------------------------------------ polling triggers
 
 
@@ -240,7 +236,3 @@ async def gather_limited(limit: int, calls: Iterable[Awaitable[Any]]) -> list[An
             return await call
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
-
-
-async def aiter_list(items: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in items]
