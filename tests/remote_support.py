@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from deploy.local.localsvc import azurite as azsvc
+from deploy.local.localsvc import gcs as gcssvc
 from deploy.local.localsvc import s3 as s3svc
 from engine.stores.storage import LocalStorage, TaskLocation, TriggerLocation
 from executors.base import TaskContext, TaskError, TaskOutcome
@@ -21,6 +23,14 @@ S3_CONNECTION = {
     "accessKeyId": s3svc.ACCESS_KEY,
     "secretKeyId": s3svc.SECRET_KEY,
 }
+AZURITE_PORT = int(os.environ.get("HEADWATER_LOCAL_AZURITE_PORT", "10100"))
+AZURE_CONNECTION = {"connectionString": azsvc.connection_string(AZURITE_PORT)}
+AZURE_KEY_CONNECTION = {
+    "endpoint": azsvc.endpoint(AZURITE_PORT),
+    "sharedKeyAccountName": azsvc.ACCOUNT,
+    "sharedKeyAccountAccessKey": azsvc.ACCOUNT_KEY,
+}
+GCS_EMULATOR = gcssvc.emulator_host(int(os.environ.get("HEADWATER_LOCAL_GCS_PORT", "4543")))
 LOC = TaskLocation("company.team", "files", "exec1", "step", "run1")
 
 

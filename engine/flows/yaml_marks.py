@@ -8,6 +8,7 @@ PyYAML silently resolves to the last one, are collected as problems.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# YAML 1.2's booleans, as Kestra's YAML parser (Jackson) reads them: ``on``, ``off``, ``yes``
+# and ``no`` stay text (the polling triggers' ``on: CREATE`` is a key, not True).
+_BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,11 @@ class _MarkedLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 
 
 _MarkedLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    first: [
+        (tag, _BOOL_12 if tag == _BOOL_TAG else regexp)
+        for tag, regexp in resolvers
+        if tag != _TIMESTAMP_TAG
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 

