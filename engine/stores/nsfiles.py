@@ -217,6 +217,17 @@ class NamespaceFiles:
             if p.is_file() and not p.name.startswith(".hw-")
         ]
 
+    def all_sync(self, namespace: str) -> list[NamespaceFile]:
+        """Every file and folder of the namespace, sorted by path (Kestra's ``all()``)."""
+        root = self.folder(namespace)
+        if not root.is_dir():
+            return []
+        return [
+            self._entry(namespace, p, "/" + p.relative_to(root).as_posix())
+            for p in sorted(root.rglob("*"))
+            if not p.name.startswith(".hw-")
+        ]
+
     def find_sync(self, namespace: str, patterns: list[str]) -> list[NamespaceFile]:
         regexes = matches(patterns)
         return [
@@ -307,6 +318,12 @@ class NamespaceFiles:
 
     async def find(self, namespace: str, patterns: list[str]) -> list[NamespaceFile]:
         return await asyncio.to_thread(self.find_sync, namespace, patterns)
+
+    async def all(self, namespace: str) -> list[NamespaceFile]:
+        return await asyncio.to_thread(self.all_sync, namespace)
+
+    async def mkdir(self, namespace: str, path: str) -> NamespaceFile:
+        return await asyncio.to_thread(self.mkdir_sync, namespace, path)
 
     async def put(
         self,

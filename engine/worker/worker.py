@@ -16,8 +16,10 @@ leave the group so that their partitions move on at once.
 
 What tasks reach through the worker: the KV store (engine.stores.kv: a follower of hw.kv with read
 barriers), log.Fetch reading hw.logs (engine.worker.logfetch), trigger.Toggle writing
-hw.trigger-state, and a watchdog process that kills the tasks' process groups if this process
-dies, even by SIGKILL (engine.worker.guard), so a redelivered job never runs twice at once.
+hw.trigger-state, the deployed flows (engine.worker.flows: the git tasks read hw.flows and deploy
+to it as the API does), and a watchdog process that kills the tasks' process groups if this
+process dies, even by SIGKILL (engine.worker.guard), so a redelivered job never runs twice at
+once.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.offsets import OffsetTracker, Partition
+from engine.worker.flows import TopicFlows
 from engine.worker.purges import ReadModelPurges
 from engine.worker.run import JobRun, RunDeps
 from engine.worker.tasks import build_registry
@@ -181,6 +184,7 @@ class Worker:
             topics.logs.name,
             self.storage,
         )
+        flows = TopicFlows(kafka, producer, topics.flows.name)
         self._deps = RunDeps(
             registry=self.registry,
             producer=producer,
@@ -198,6 +202,7 @@ class Worker:
             containers=self.containers,
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
             purges=purges,
+            flows=flows,
             clock=self.clock,
             sleeper=self.sleeper,
         )
@@ -223,6 +228,7 @@ class Worker:
                 await kv_loop.stop()
                 await self._commit(consumer)
                 await purges.close()
+                await flows.close()
 
     def _crash_handler(self, stop: asyncio.Event) -> Callable[[str, BaseException], None]:
         def crashed(name: str, exc: BaseException) -> None:
