@@ -115,7 +115,9 @@ class TopicFlows(StoreFlows):
                     await follower.start()
                 except HeadwaterError as exc:
                     await follower.close()
-                    raise TaskError(f"the deployed flows ({self._topic}) cannot be read: {exc}")
+                    raise TaskError(
+                        f"the deployed flows ({self._topic}) cannot be read: {exc}"
+                    ) from exc
                 self._follower = follower
             elif not self._follower.healthy:
                 raise TaskError(f"the deployed flows ({self._topic}) are not followed any more")
@@ -125,4 +127,3 @@ class TopicFlows(StoreFlows):
         if self._follower is not None:
             await self._follower.close()
             self._follower = None
-

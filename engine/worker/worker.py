@@ -48,11 +48,11 @@ from engine.settings import Settings
 from engine.stores.kv import KafkaKV, ensure_kv_topic
 from engine.stores.secrets import SecretStore
 from engine.stores.storage import LocalStorage, storage_dir
+from engine.worker.flows import TopicFlows
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
 from engine.worker.offsets import OffsetTracker, Partition
-from engine.worker.flows import TopicFlows
 from engine.worker.purges import ReadModelPurges
 from engine.worker.run import JobRun, RunDeps
 from engine.worker.tasks import build_registry

@@ -49,10 +49,12 @@ Clone never calls Kestra's API. Submodules are updated after the final checkout 
 at the default branch's revision even when a commit or tag is checked out). The fetch before a
 commit checkout carries the credentials (Kestra's does not, and only warns when it fails).
 
-Not provided: ``Push`` (deprecated by Kestra; by default it exports the namespace's flows through
-Kestra's API) and ``Sync*`` / ``Push*Flows`` / ``*NamespaceFiles`` / ``NamespaceSync`` /
-``TenantSync``, which read and write Kestra's flow, namespace-file and dashboard repositories
-through its API, which a Headwater worker does not have.
+The other git tasks clone a branch with the same steps (:meth:`CloningTask.clone_branch`,
+Kestra's ``GitService.cloneBranch``) and the same runner: :mod:`executors.plugins.git_push`
+(PushFlows, PushNamespaceFiles), :mod:`executors.plugins.git_sync` (SyncFlows, SyncFlow,
+SyncNamespaceFiles), :mod:`executors.plugins.git_namespace` (NamespaceSync, TenantSync) and
+:mod:`executors.plugins.git_push_legacy` (the deprecated Push); what they share beyond cloning
+is in :mod:`executors.plugins.git_work`.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ _ERROR_LINES = 8
 _URL_USERINFO = re.compile(r"(?i)\b(https?://)[^/\s@]+@")
 
 
-class _Killed(Exception):
+class GitKilled(Exception):
     """The task was cancelled while git ran (the process group is gone)."""
 
 
@@ -160,7 +162,7 @@ class GitRunner:
                 if not done:
                     signal_group(proc.pid, signal.SIGKILL)
                     await talk
-                raise _Killed
+                raise GitKilled
             out, err = talk.result()
         finally:
             # ssh or a credential helper git started must not outlive the command.
@@ -343,7 +345,7 @@ def _short_branch(branch: str) -> str:
     return branch.removeprefix("refs/heads/")
 
 
-def _target(root: Path, directory: str | None) -> Path:
+def target_dir(root: Path, directory: str | None) -> Path:
     """The clone's directory: ``root`` or a path inside it."""
     if not directory:
         return root
@@ -374,7 +376,7 @@ class _Plan:
     submodules: bool
 
 
-class _Cloning(_GitTask):
+class CloningTask(_GitTask):
     """The clone steps shared by Clone and the tasks that clone before they work."""
 
     async def _clone(self, ctx: TaskContext, git: GitRunner, plan: _Plan, path: Path) -> None:
@@ -543,7 +545,7 @@ class _Cloning(_GitTask):
                 await git("symbolic-ref", "HEAD", f"refs/heads/{_short_branch(branch)}", cwd=path)
 
 
-class Clone(_Cloning):
+class Clone(CloningTask):
     """Clone a Git repository into the task's working directory."""
 
     type: Literal["io.kestra.plugin.git.Clone"]
@@ -592,7 +594,7 @@ class Clone(_Cloning):
         plan = self._plan(ctx)
         try:
             async with workspace(ctx) as root, self.git(ctx) as git:
-                path = _target(root, render_str(ctx, self.directory, "directory"))
+                path = target_dir(root, render_str(ctx, self.directory, "directory"))
                 ctx.log("INFO", f"Start cloning from '{git.redact(plan.url)}'")
                 if _non_empty(path):
                     ctx.log("INFO", f"Target directory '{path}' is not empty, using init+fetch")
@@ -603,7 +605,7 @@ class Clone(_Cloning):
                     await git("submodule", "update", "--init", "--recursive", cwd=path)
                 _, top, _ = await git("rev-parse", "--show-toplevel", cwd=path)
                 return {"directory": top.strip()}
-        except _Killed:
+        except GitKilled:
             return TaskOutcome(state="KILLED", error="killed")
 
 
