@@ -177,6 +177,10 @@ class NamespaceFileStore(Protocol):
 
     async def mkdir(self, namespace: str, path: str) -> Any: ...
 
+    async def namespaces(self) -> list[str]:
+        """Every namespace that has a files folder."""
+        ...
+
     async def put(self, namespace: str, path: str, source: Any, conflict: Any = ...) -> Any:
         """Store a file (a local Path, bytes or a stream); None when ``conflict`` skipped it."""
         ...
@@ -202,7 +206,8 @@ class FlowRepository(Protocol):
     the API does (engine.flows.deploy). Failures raise TaskError."""
 
     async def list(self, namespace: str, *, children: bool) -> list[DeployedFlow]:
-        """The flows of ``namespace`` (and of its child namespaces), sorted."""
+        """The flows of ``namespace`` (and of its child namespaces; every flow for ``""``),
+        sorted by namespace and id."""
         ...
 
     async def get(self, namespace: str, flow_id: str) -> DeployedFlow | None: ...

@@ -228,6 +228,18 @@ class NamespaceFiles:
             if not p.name.startswith(".hw-")
         ]
 
+    def namespaces_sync(self) -> list[str]:
+        """Every namespace that has a files folder, sorted."""
+        found: list[str] = []
+        root = self.storage.root
+        for top, dirs, _ in os.walk(root):
+            parts = Path(top).relative_to(root).parts
+            if FILES_FOLDER in dirs and parts and all(_NAMESPACE_PART.match(p) for p in parts):
+                found.append(".".join(parts))
+            # Namespace folders also hold flows' execution files: never worth walking.
+            dirs[:] = [d for d in dirs if d not in (FILES_FOLDER, "executions")]
+        return sorted(found)
+
     def find_sync(self, namespace: str, patterns: list[str]) -> list[NamespaceFile]:
         regexes = matches(patterns)
         return [
@@ -324,6 +336,9 @@ class NamespaceFiles:
 
     async def mkdir(self, namespace: str, path: str) -> NamespaceFile:
         return await asyncio.to_thread(self.mkdir_sync, namespace, path)
+
+    async def namespaces(self) -> list[str]:
+        return await asyncio.to_thread(self.namespaces_sync)
 
     async def put(
         self,

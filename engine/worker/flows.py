@@ -64,7 +64,8 @@ class StoreFlows:
         found = [
             deployed(r)
             for r in store.flows()
-            if r.namespace == namespace or (children and r.namespace.startswith(prefix))
+            if r.namespace == namespace
+            or (children and (not namespace or r.namespace.startswith(prefix)))
         ]
         return sorted(found, key=lambda f: (f.namespace, f.id))
 

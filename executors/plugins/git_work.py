@@ -76,8 +76,9 @@ def glob_matchers(globs: Iterable[str]) -> list[re.Pattern[str]]:
         raise TaskError(f"invalid glob pattern: {exc}") from exc
 
 
-async def staged_diff(git: GitRunner, repo: Path) -> list[dict[str, str]]:
-    """Kestra's diff rows of what is staged (``{changes, file, deletions, additions}``)."""
+async def staged_diff_counts(git: GitRunner, repo: Path) -> list[tuple[str, int, int, int]]:
+    """(path, additions, deletions, changes) of every staged file, sorted by path: JGit's
+    counting of the edits of ``git diff --cached -U0``."""
     _, out, _ = await git(
         "-c", "core.quotePath=false", "diff", "--cached", "--no-renames", "--no-color",
         "--no-ext-diff", "-U0", cwd=repo,
@@ -101,9 +102,14 @@ async def staged_diff(git: GitRunner, repo: Path) -> list[dict[str, str]]:
             current[1] += -grown
         else:
             current[2] += after
+    return [(path, a, d, c) for path, (a, d, c) in sorted(counts.items())]
+
+
+async def staged_diff(git: GitRunner, repo: Path) -> list[dict[str, str]]:
+    """Kestra's push diff rows of what is staged (``{changes, file, deletions, additions}``)."""
     return [
         {"changes": str(c), "file": path, "deletions": f"-{d}", "additions": f"+{a}"}
-        for path, (a, d, c) in sorted(counts.items())
+        for path, a, d, c in await staged_diff_counts(git, repo)
     ]
 
 
