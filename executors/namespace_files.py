@@ -102,7 +102,7 @@ async def load(spec: Any, ctx: TaskContext, root: Path) -> dict[str, float]:
         raise TaskError(f"namespaceFiles.folderPerNamespace: {exc}") from exc
     try:
         excluded = matches(exclude)
-        selected = []
+        selected: list[tuple[str, Any]] = []
         for namespace in namespaces:
             found = await store.find(namespace, include or ["glob:**"])
             selected.extend(
