@@ -54,7 +54,8 @@ Kestra's ``GitService.cloneBranch``) and the same runner: :mod:`executors.plugin
 (PushFlows, PushNamespaceFiles), :mod:`executors.plugins.git_sync` (SyncFlows, SyncFlow,
 SyncNamespaceFiles), :mod:`executors.plugins.git_namespace` (NamespaceSync, TenantSync) and
 :mod:`executors.plugins.git_push_legacy` (the deprecated Push); what they share beyond cloning
-is in :mod:`executors.plugins.git_work`.
+is in :mod:`executors.plugins.git_work`. Not provided: ``PushDashboards`` / ``SyncDashboards``
+(Headwater has no dashboards), ``PushExecutionFiles`` and the deprecated ``Sync``.
 """
 
 from __future__ import annotations
