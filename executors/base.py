@@ -167,9 +167,19 @@ class Storage(Protocol):
 
 class NamespaceFileStore(Protocol):
     """Namespace files (engine.stores.nsfiles.NamespaceFiles) as tasks use them; entries have
-    ``path`` (``/a/b.sql``), ``local`` (a Path to read) and ``uri``."""
+    ``path`` (``/a/b.sql``), ``local`` (a Path to read), ``is_dir`` and ``uri``."""
 
     async def find(self, namespace: str, patterns: list[str]) -> list[Any]: ...
+
+    async def all(self, namespace: str) -> list[Any]:
+        """Every file and folder of the namespace, sorted by path."""
+        ...
+
+    async def mkdir(self, namespace: str, path: str) -> Any: ...
+
+    async def namespaces(self) -> list[str]:
+        """Every namespace that has a files folder."""
+        ...
 
     async def put(self, namespace: str, path: str, source: Any, conflict: Any = ...) -> Any:
         """Store a file (a local Path, bytes or a stream); None when ``conflict`` skipped it."""
@@ -178,6 +188,39 @@ class NamespaceFileStore(Protocol):
     async def delete(self, namespace: str, path: str) -> list[str]: ...
 
     async def remove_empty_folder(self, namespace: str, path: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedFlow:
+    """The current revision of a deployed flow, with the YAML source it was deployed from."""
+
+    namespace: str
+    id: str
+    revision: int
+    source: str
+
+
+class FlowRepository(Protocol):
+    """Deployed flows as tasks read and change them (engine.worker.flows.TopicFlows): read
+    from the deployed-flow store (hw.flows), deployed and deleted through hw.flows exactly as
+    the API does (engine.flows.deploy). Failures raise TaskError."""
+
+    async def list(self, namespace: str, *, children: bool) -> list[DeployedFlow]:
+        """The flows of ``namespace`` (and of its child namespaces; every flow for ``""``),
+        sorted by namespace and id."""
+        ...
+
+    async def get(self, namespace: str, flow_id: str) -> DeployedFlow | None: ...
+
+    def check(self, source: str) -> tuple[str, str]:
+        """(namespace, id) of a valid flow source; TaskError listing its problems."""
+        ...
+
+    async def deploy(self, source: str) -> DeployedFlow:
+        """Deploy a valid source (an unchanged one keeps its revision)."""
+        ...
+
+    async def delete(self, namespace: str, flow_id: str) -> bool: ...
 
 
 class Purges(Protocol):
@@ -299,6 +342,8 @@ class TaskContext:
     namespace_files: NamespaceFileStore | None = None
     # PurgeExecutions / PurgeLogs.
     purges: Purges | None = None
+    # Deployed flows, for tasks that export or deploy them (git.PushFlows / SyncFlows).
+    flows: FlowRepository | None = None
     # Where script runners register their process groups (None: no watchdog, so a SIGKILLed
     # worker would leave them running).
     process_watch: ProcessWatch | None = None

@@ -21,7 +21,8 @@ The trigger runtime (:mod:`triggers.polling`) runs ``poll`` every ``interval``; 
 whose id derives from ``Poll.coordinates`` (:mod:`triggers.ids`): the same input polled again
 (after a crash before its ``after`` ran) is the same execution, which starts nothing new.
 ``Poll.after`` (Kestra's MOVE / DELETE action, the state write) runs only once the
-StartExecution is durably in Kafka, so a file is never moved away before its execution exists.
+StartExecution is durably in Kafka, so a file is never moved away before its execution exists;
+``Poll.discard`` runs instead when it could not be (or the source stopped first).
 
 ``ctx.task`` is a :class:`~executors.base.TaskContext` for rendering (``secret()``, ``kv()``,
 ``read()``), logging (secrets masked) and, after :meth:`PollContext.bind`, internal storage:
@@ -60,6 +61,9 @@ class Poll:
     variables: dict[str, Any]
     # Run once the StartExecution is durable (MOVE / DELETE, the state write).
     after: Callable[[], Awaitable[None]] | None = None
+    # Run instead of ``after`` when the StartExecution could not be made durable (a held
+    # database transaction is rolled back).
+    discard: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True)

@@ -10,13 +10,15 @@ default true), ``warningOnStdErr`` (default false, as Kestra since 0.23: an ERRO
 the run WARNING only when true), ``taskRunner`` / ``containerImage`` / ``runner`` / ``docker``
 (where it runs: :mod:`executors.runners`), ``targetOS`` (LINUX or AUTO; WINDOWS is refused:
 workers are Linux), ``outputDirectory`` (deprecated; ``{{ outputDir }}`` is always there) and
-``namespaceFiles`` (refused when enabled: Headwater has no namespace file store yet).
+``namespaceFiles`` (namespace files copied in before the input files:
+:mod:`executors.namespace_files`).
 
 The run: a working directory (the worker's, or a temporary one), ``{{ workingDir }}`` and
 ``{{ outputDir }}`` (a fresh sub-directory of it; ``WORKING_DIR`` / ``OUTPUT_DIR`` in the
-environment too), the input files, then the process on the host (:mod:`executors.process`)
-or in a container (:mod:`executors.docker`). On the host, the executables the task needs are
-checked first: a missing one fails the run with "node is not installed on this worker".
+environment too), the namespace files and the input files, then the process on the host
+(:mod:`executors.process`) or in a container (:mod:`executors.docker`). On the host, the
+executables the task needs are checked first: a missing one fails the run with "node is not
+installed on this worker".
 Outputs are Kestra's ``ScriptOutput``: ``exitCode``, ``vars`` (from ``::{"outputs": ...}::``
 lines; ``::{"metrics": [...]}::`` become the task's metrics) and ``outputFiles`` (name ->
 ``kestra://`` URI: the ``outputFiles`` globs, and every file written under ``{{ outputDir }}``,
@@ -37,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from executors import docker
+from executors import docker, namespace_files
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
 from executors.process import (
     ProcessResult,
@@ -102,7 +104,7 @@ async def run_script(
     executables the run needs on the host besides ``argv[0]`` (checked before it starts).
     """
     _check_target_os(task, ctx)
-    _check_namespace_files(task, ctx)
+    load_files = namespace_files.enabled(task.get("namespaceFiles"), ctx)
     if runner is None:
         runner = await resolve_runner(task, ctx, default_image=default_image, ping=ping)
     async with workspace(ctx) as root:
@@ -124,6 +126,9 @@ async def run_script(
             else:
                 env = {str(k): "" if v is None else to_text(v) for k, v in env_prop.items()}
             env.update({"WORKING_DIR": str(root), "OUTPUT_DIR": str(out_dir)})
+            metrics: dict[str, float] = {}
+            if load_files:
+                metrics = await namespace_files.load(task.get("namespaceFiles"), ctx, root)
             await write_input_files(render(task.get("inputFiles")), root, ctx)
             argv = build_argv(root, render)
             if isinstance(runner, Container):
@@ -131,7 +136,9 @@ async def run_script(
             else:
                 await asyncio.to_thread(require_executables, [argv[0], *requires], env)
                 result = await run_process(argv, ctx, cwd=str(root), env=env)
-            return await _verdict(task, ctx, root, out_dir, render, result)
+            outcome = await _verdict(task, ctx, root, out_dir, render, result)
+            outcome.metrics = {**metrics, **outcome.metrics}
+            return outcome
         finally:
             await asyncio.to_thread(_remove_if_empty, out_dir)
 
@@ -157,19 +164,6 @@ def _check_target_os(task: Mapping[str, Any], ctx: TaskContext) -> None:
     target = ctx.render(task.get("targetOS"))
     if target is not None and to_text(target).strip().upper() == "WINDOWS":
         raise TaskError("targetOS WINDOWS: Headwater's workers run Linux (use LINUX or AUTO)")
-
-
-def _check_namespace_files(task: Mapping[str, Any], ctx: TaskContext) -> None:
-    spec = task.get("namespaceFiles")
-    if spec is None:
-        return
-    if not isinstance(spec, Mapping):
-        raise TaskError("property 'namespaceFiles' must be a map (enabled, include, exclude)")
-    if as_bool(ctx.render(spec.get("enabled", True))):
-        raise TaskError(
-            "namespaceFiles: Headwater has no namespace file store yet; pass the files with "
-            "inputFiles (content or kestra:// URIs) instead"
-        )
 
 
 async def _verdict(

@@ -7,7 +7,8 @@ files in internal storage and returns the trigger variables and the coordinates 
 id derives from.
 
 Source: every ``interval``, one ``poll``; a :class:`~executors.polling.Poll` is fired and, once
-its StartExecution is durable, its ``after`` (MOVE / DELETE, the state write) runs. A poll that
+its StartExecution is durable, its ``after`` (MOVE / DELETE, the state write) runs; when firing
+fails (or the source is stopped meanwhile), its ``discard`` runs instead. A poll that
 fails (the server refused the credentials, the bucket does not exist) is logged, recorded as the
 trigger's last error (``headwater triggers list`` shows it) and polled again at the next
 interval, as Kestra does; the source never crashes on one. Secrets are masked in both.
@@ -20,6 +21,7 @@ directory, so that tasks read the files the trigger stored), the secret store, t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 from datetime import UTC, datetime
@@ -163,7 +165,13 @@ class PollingSource:
             return False
         if poll is None:
             return False
-        await self._fire(poll)
+        try:
+            await self._fire(poll)
+        except BaseException:
+            if poll.discard is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(poll.discard())
+            raise
         if poll.after is not None:
             try:
                 await poll.after()

@@ -25,8 +25,10 @@ from engine.api.models import (
 )
 from engine.api.problems import ProblemError, problem_responses
 from engine.api.services import ApiServices
-from engine.bus.wire import FlowRecord, decode_flow, flow_deleted_record, flow_deployed_record
-from engine.flows import FlowValidationError, flow_to_dict, load_flow
+from engine.bus.wire import FlowRecord, KeyValue
+from engine.flows import FlowValidationError, load_flow
+from engine.flows.deploy import delete_flow as delete_deployed
+from engine.flows.deploy import deploy_flow
 from schemas.flow import Flow
 
 YAML_BODY: dict[str, Any] = {
@@ -92,19 +94,12 @@ def router(services: ApiServices) -> APIRouter:
         prefix="/flows", tags=["flows"], responses=problem_responses(400, 401, 413, 503)
     )
 
+    async def produce(kv: KeyValue) -> None:
+        await services.produce(services.topics.flows.name, kv)
+
     async def deploy(text: str, flow: Flow) -> FlowOut:
         services.require_bus()
-        store = services.store
-        current = store.record(flow.namespace, flow.id)
-        if current is not None and current.source == text:
-            return _flow_out(current)
-        seen = [r.revision for r in store.revisions(flow.namespace, flow.id)]
-        revision = max(seen, default=0) + 1
-        kv = flow_deployed_record(flow.namespace, flow.id, revision, text, flow_to_dict(flow))
-        await services.produce(services.topics.flows.name, kv)
-        record = decode_flow(kv[1])
-        store.apply(record)  # read-your-writes: the follower sees it a hop later
-        return _flow_out(record)
+        return _flow_out(await deploy_flow(services.store, produce, text, flow))
 
     @api.post(
         "",
@@ -240,12 +235,8 @@ def router(services: ApiServices) -> APIRouter:
     )
     async def delete_flow(namespace: str, flow_id: str) -> Response:
         services.require_bus()
-        current = services.store.record(namespace, flow_id)
-        if current is None:
+        if await delete_deployed(services.store, produce, namespace, flow_id) is None:
             raise ProblemError(404, "Flow not found", f"no flow {namespace}/{flow_id}")
-        kv = flow_deleted_record(namespace, flow_id, current.revision)
-        await services.produce(services.topics.flows.name, kv)
-        services.store.apply(decode_flow(kv[1]))
         return Response(status_code=204)
 
     return api

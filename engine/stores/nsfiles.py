@@ -217,6 +217,29 @@ class NamespaceFiles:
             if p.is_file() and not p.name.startswith(".hw-")
         ]
 
+    def all_sync(self, namespace: str) -> list[NamespaceFile]:
+        """Every file and folder of the namespace, sorted by path (Kestra's ``all()``)."""
+        root = self.folder(namespace)
+        if not root.is_dir():
+            return []
+        return [
+            self._entry(namespace, p, "/" + p.relative_to(root).as_posix())
+            for p in sorted(root.rglob("*"))
+            if not p.name.startswith(".hw-")
+        ]
+
+    def namespaces_sync(self) -> list[str]:
+        """Every namespace that has a files folder, sorted."""
+        found: list[str] = []
+        root = self.storage.root
+        for top, dirs, _ in os.walk(root):
+            parts = Path(top).relative_to(root).parts
+            if FILES_FOLDER in dirs and parts and all(_NAMESPACE_PART.match(p) for p in parts):
+                found.append(".".join(parts))
+            # Namespace folders also hold flows' execution files: never worth walking.
+            dirs[:] = [d for d in dirs if d not in (FILES_FOLDER, "executions")]
+        return sorted(found)
+
     def find_sync(self, namespace: str, patterns: list[str]) -> list[NamespaceFile]:
         regexes = matches(patterns)
         return [
@@ -307,6 +330,15 @@ class NamespaceFiles:
 
     async def find(self, namespace: str, patterns: list[str]) -> list[NamespaceFile]:
         return await asyncio.to_thread(self.find_sync, namespace, patterns)
+
+    async def all(self, namespace: str) -> list[NamespaceFile]:
+        return await asyncio.to_thread(self.all_sync, namespace)
+
+    async def mkdir(self, namespace: str, path: str) -> NamespaceFile:
+        return await asyncio.to_thread(self.mkdir_sync, namespace, path)
+
+    async def namespaces(self) -> list[str]:
+        return await asyncio.to_thread(self.namespaces_sync)
 
     async def put(
         self,

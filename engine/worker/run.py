@@ -36,6 +36,7 @@ from engine.worker.logs import LogShipper
 from engine.worker.secrets import SecretLookup, mask, secret_inputs
 from executors.base import (
     ContainerSettings,
+    FlowRepository,
     ProcessWatch,
     Purges,
     Sleeper,
@@ -90,6 +91,8 @@ class RunDeps:
     containers: ContainerSettings = field(default_factory=ContainerSettings)
     # PurgeExecutions / PurgeLogs (engine.worker.purges.ReadModelPurges).
     purges: Purges | None = None
+    # Deployed flows for the git tasks (engine.worker.flows.TopicFlows).
+    flows: FlowRepository | None = None
     # Time is an input: tests run the worker on an accelerated clock.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleeper: Sleeper = real_sleep
@@ -163,6 +166,7 @@ class JobRun:
             registry=deps.registry,
             namespace_files=nsfiles,
             purges=deps.purges,
+            flows=deps.flows,
             clock=deps.clock,
             sleeper=deps.sleeper,
         )

@@ -16,8 +16,10 @@ leave the group so that their partitions move on at once.
 
 What tasks reach through the worker: the KV store (engine.stores.kv: a follower of hw.kv with read
 barriers), log.Fetch reading hw.logs (engine.worker.logfetch), trigger.Toggle writing
-hw.trigger-state, and a watchdog process that kills the tasks' process groups if this process
-dies, even by SIGKILL (engine.worker.guard), so a redelivered job never runs twice at once.
+hw.trigger-state, the deployed flows (engine.worker.flows: the git tasks read hw.flows and deploy
+to it as the API does), and a watchdog process that kills the tasks' process groups if this
+process dies, even by SIGKILL (engine.worker.guard), so a redelivered job never runs twice at
+once.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from engine.settings import Settings
 from engine.stores.kv import KafkaKV, ensure_kv_topic
 from engine.stores.secrets import SecretStore
 from engine.stores.storage import LocalStorage, storage_dir
+from engine.worker.flows import TopicFlows
 from engine.worker.guard import ProcessGuard
 from engine.worker.logfetch import TopicLogSource
 from engine.worker.logs import LogShipper
@@ -181,6 +184,7 @@ class Worker:
             topics.logs.name,
             self.storage,
         )
+        flows = TopicFlows(kafka, producer, topics.flows.name)
         self._deps = RunDeps(
             registry=self.registry,
             producer=producer,
@@ -199,6 +203,7 @@ class Worker:
             containers=self.containers,
             triggers=TopicTriggerStates(producer, topics.trigger_state.name),
             purges=purges,
+            flows=flows,
             clock=self.clock,
             sleeper=self.sleeper,
         )
@@ -224,6 +229,7 @@ class Worker:
                 await kv_loop.stop()
                 await self._commit(consumer)
                 await purges.close()
+                await flows.close()
 
     def _crash_handler(self, stop: asyncio.Event) -> Callable[[str, BaseException], None]:
         def crashed(name: str, exc: BaseException) -> None:

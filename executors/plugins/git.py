@@ -49,10 +49,13 @@ Clone never calls Kestra's API. Submodules are updated after the final checkout 
 at the default branch's revision even when a commit or tag is checked out). The fetch before a
 commit checkout carries the credentials (Kestra's does not, and only warns when it fails).
 
-Not provided: ``Push`` (deprecated by Kestra; by default it exports the namespace's flows through
-Kestra's API) and ``Sync*`` / ``Push*Flows`` / ``*NamespaceFiles`` / ``NamespaceSync`` /
-``TenantSync``, which read and write Kestra's flow, namespace-file and dashboard repositories
-through its API, which a Headwater worker does not have.
+The other git tasks clone a branch with the same steps (:meth:`CloningTask.clone_branch`,
+Kestra's ``GitService.cloneBranch``) and the same runner: :mod:`executors.plugins.git_push`
+(PushFlows, PushNamespaceFiles), :mod:`executors.plugins.git_sync` (SyncFlows, SyncFlow,
+SyncNamespaceFiles), :mod:`executors.plugins.git_namespace` (NamespaceSync, TenantSync) and
+:mod:`executors.plugins.git_push_legacy` (the deprecated Push); what they share beyond cloning
+is in :mod:`executors.plugins.git_work`. Not provided: ``PushDashboards`` / ``SyncDashboards``
+(Headwater has no dashboards), ``PushExecutionFiles`` and the deprecated ``Sync``.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ _ERROR_LINES = 8
 _URL_USERINFO = re.compile(r"(?i)\b(https?://)[^/\s@]+@")
 
 
-class _Killed(Exception):
+class GitKilled(Exception):
     """The task was cancelled while git ran (the process group is gone)."""
 
 
@@ -127,14 +130,22 @@ class GitRunner:
             text = text.replace(secret, SECRET_MASK)
         return redact_url(text)
 
-    async def __call__(self, *args: str, cwd: Path, check: bool = True) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr) of ``git args``; a failure raises TaskError (``check``)."""
+    async def __call__(
+        self,
+        *args: str,
+        cwd: Path,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of ``git args``; a failure raises TaskError (``check``).
+        ``env`` adds variables for this command; ``stdin`` is written to its input."""
         proc = await asyncio.create_subprocess_exec(
             self.binary,
             *args,
             cwd=str(cwd),
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            env={**self.env, **env} if env else self.env,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -142,7 +153,7 @@ class GitRunner:
         watch = self.ctx.process_watch
         if watch is not None:
             watch.register(proc.pid)
-        talk = asyncio.ensure_future(proc.communicate())
+        talk = asyncio.ensure_future(proc.communicate(stdin))
         cancelled = asyncio.ensure_future(self.ctx.cancelled.wait())
         try:
             await asyncio.wait({talk, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -152,7 +163,7 @@ class GitRunner:
                 if not done:
                     signal_group(proc.pid, signal.SIGKILL)
                     await talk
-                raise _Killed
+                raise GitKilled
             out, err = talk.result()
         finally:
             # ssh or a credential helper git started must not outlive the command.
@@ -335,7 +346,7 @@ def _short_branch(branch: str) -> str:
     return branch.removeprefix("refs/heads/")
 
 
-def _target(root: Path, directory: str | None) -> Path:
+def target_dir(root: Path, directory: str | None) -> Path:
     """The clone's directory: ``root`` or a path inside it."""
     if not directory:
         return root
@@ -366,68 +377,8 @@ class _Plan:
     submodules: bool
 
 
-class Clone(_GitTask):
-    """Clone a Git repository into the task's working directory."""
-
-    type: Literal["io.kestra.plugin.git.Clone"]
-    url: Str
-    directory: Str | None = None
-    branch: Str | None = None
-    depth: IntOrExpr = 1
-    commit: Str | None = None
-    tag: Str | None = None
-    cloneAllBranches: BoolOrExpr = True
-    noTags: BoolOrExpr = False
-    cloneSubmodules: BoolOrExpr | None = None
-    kestraUrl: Str | None = None
-    auth: GitAuth | None = None
-
-    def _plan(self, ctx: TaskContext) -> _Plan:
-        url = render_str(ctx, self.url, "url", required=True)
-        assert url is not None
-        branch = render_str(ctx, self.branch, "branch") or None
-        all_branches = render_bool(ctx, self.cloneAllBranches, "cloneAllBranches", True)
-        no_tags = render_bool(ctx, self.noTags, "noTags", False)
-        if not all_branches and not (branch and branch.strip()):
-            raise TaskError(
-                "Invalid clone configuration: when `cloneAllBranches` is false, `branch` must be"
-                " set."
-            )
-        if self.tag is not None and no_tags:
-            raise TaskError(
-                "Invalid clone configuration: `tag` cannot be used with `noTags: true`."
-            )
-        depth = render_int(ctx, self.depth, "depth", 1)
-        if depth is None or depth < 1:
-            raise TaskError(f"property 'depth': must be at least 1, got {depth}")
-        return _Plan(
-            url=url,
-            branch=branch,
-            depth=depth,
-            commit=render_str(ctx, self.commit, "commit") if self.commit is not None else None,
-            tag=render_str(ctx, self.tag, "tag") if self.tag is not None else None,
-            all_branches=all_branches,
-            no_tags=no_tags,
-            submodules=render_bool(ctx, self.cloneSubmodules, "cloneSubmodules", False),
-        )
-
-    async def run(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
-        plan = self._plan(ctx)
-        try:
-            async with workspace(ctx) as root, self.git(ctx) as git:
-                path = _target(root, render_str(ctx, self.directory, "directory"))
-                ctx.log("INFO", f"Start cloning from '{git.redact(plan.url)}'")
-                if _non_empty(path):
-                    ctx.log("INFO", f"Target directory '{path}' is not empty, using init+fetch")
-                    await self._init_fetch(ctx, git, plan, path)
-                else:
-                    await self._clone(ctx, git, plan, path)
-                if plan.submodules:
-                    await git("submodule", "update", "--init", "--recursive", cwd=path)
-                _, top, _ = await git("rev-parse", "--show-toplevel", cwd=path)
-                return {"directory": top.strip()}
-        except _Killed:
-            return TaskOutcome(state="KILLED", error="killed")
+class CloningTask(_GitTask):
+    """The clone steps shared by Clone and the tasks that clone before they work."""
 
     async def _clone(self, ctx: TaskContext, git: GitRunner, plan: _Plan, path: Path) -> None:
         await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
@@ -545,6 +496,118 @@ class Clone(_GitTask):
             raise TaskError(f"Cannot resolve tag: {tag}")
         await git("checkout", "--quiet", "--detach", target.strip(), cwd=path)
         ctx.log("INFO", f"Checked out tag {tag} at commit {target.strip()}")
+
+    async def branch_exists(self, git: GitRunner, url: str, branch: str, cwd: Path) -> bool:
+        """Whether the remote has ``refs/heads/<branch>`` (Kestra's ``lsRemoteRepository``)."""
+        ref = f"refs/heads/{_short_branch(branch)}"
+        _, out, _ = await git("ls-remote", "--heads", "--", url, ref, cwd=cwd)
+        return any(line.split("\t")[-1] == ref for line in out.splitlines())
+
+    async def clone_branch(
+        self,
+        ctx: TaskContext,
+        git: GitRunner,
+        path: Path,
+        url: str,
+        branch: str,
+        *,
+        submodules: bool,
+    ) -> None:
+        """Kestra's ``GitService.cloneBranch`` into ``path``: the branch when the remote has it
+        (depth 1, every branch); else the default branch and a new local ``branch`` on it (an
+        empty repository gets ``branch`` as its unborn HEAD), created on the remote by a push."""
+        exists = await self.branch_exists(git, url, branch, path)
+        if not exists:
+            ctx.log("INFO", f"Branch {branch} does not exist, creating it")
+        plan = _Plan(
+            url=url,
+            branch=branch if exists else None,
+            depth=1,
+            commit=None,
+            tag=None,
+            all_branches=True,
+            no_tags=False,
+            submodules=submodules,
+        )
+        ctx.log("INFO", f"Start cloning from '{git.redact(url)}'")
+        if _non_empty(path):
+            await self._init_fetch(ctx, git, plan, path)
+        else:
+            await self._clone(ctx, git, plan, path)
+        if submodules:
+            await git("submodule", "update", "--init", "--recursive", cwd=path)
+        if not exists:
+            code, _, _ = await git(
+                "rev-parse", "--verify", "--quiet", "HEAD", cwd=path, check=False
+            )
+            if code == 0:
+                await git("checkout", "--quiet", "-b", _short_branch(branch), cwd=path)
+            else:
+                await git("symbolic-ref", "HEAD", f"refs/heads/{_short_branch(branch)}", cwd=path)
+
+
+class Clone(CloningTask):
+    """Clone a Git repository into the task's working directory."""
+
+    type: Literal["io.kestra.plugin.git.Clone"]
+    url: Str
+    directory: Str | None = None
+    branch: Str | None = None
+    depth: IntOrExpr = 1
+    commit: Str | None = None
+    tag: Str | None = None
+    cloneAllBranches: BoolOrExpr = True
+    noTags: BoolOrExpr = False
+    cloneSubmodules: BoolOrExpr | None = None
+    kestraUrl: Str | None = None
+    auth: GitAuth | None = None
+
+    def _plan(self, ctx: TaskContext) -> _Plan:
+        url = render_str(ctx, self.url, "url", required=True)
+        assert url is not None
+        branch = render_str(ctx, self.branch, "branch") or None
+        all_branches = render_bool(ctx, self.cloneAllBranches, "cloneAllBranches", True)
+        no_tags = render_bool(ctx, self.noTags, "noTags", False)
+        if not all_branches and not (branch and branch.strip()):
+            raise TaskError(
+                "Invalid clone configuration: when `cloneAllBranches` is false, `branch` must be"
+                " set."
+            )
+        if self.tag is not None and no_tags:
+            raise TaskError(
+                "Invalid clone configuration: `tag` cannot be used with `noTags: true`."
+            )
+        depth = render_int(ctx, self.depth, "depth", 1)
+        if depth is None or depth < 1:
+            raise TaskError(f"property 'depth': must be at least 1, got {depth}")
+        return _Plan(
+            url=url,
+            branch=branch,
+            depth=depth,
+            commit=render_str(ctx, self.commit, "commit") if self.commit is not None else None,
+            tag=render_str(ctx, self.tag, "tag") if self.tag is not None else None,
+            all_branches=all_branches,
+            no_tags=no_tags,
+            submodules=render_bool(ctx, self.cloneSubmodules, "cloneSubmodules", False),
+        )
+
+    async def run(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
+        plan = self._plan(ctx)
+        try:
+            async with workspace(ctx) as root, self.git(ctx) as git:
+                path = target_dir(root, render_str(ctx, self.directory, "directory"))
+                ctx.log("INFO", f"Start cloning from '{git.redact(plan.url)}'")
+                if _non_empty(path):
+                    ctx.log("INFO", f"Target directory '{path}' is not empty, using init+fetch")
+                    await self._init_fetch(ctx, git, plan, path)
+                else:
+                    await self._clone(ctx, git, plan, path)
+                if plan.submodules:
+                    await git("submodule", "update", "--init", "--recursive", cwd=path)
+                _, top, _ = await git("rev-parse", "--show-toplevel", cwd=path)
+                return {"directory": top.strip()}
+        except GitKilled:
+            return TaskOutcome(state="KILLED", error="killed")
 
 
 PLUGINS: list[type[TaskPlugin]] = [Clone]

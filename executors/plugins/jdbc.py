@@ -3,8 +3,8 @@
 Types: ``jdbc.postgresql.{Query, Queries, CopyIn, CopyOut, Batch}`` (psycopg 3),
 ``jdbc.mysql.{Query, Queries, Batch}`` (PyMySQL; MariaDB servers too), ``jdbc.sqlite.{Query,
 Queries}`` (Python's sqlite3), ``jdbc.duckdb.{Query, Queries}`` (duckdb), and the polling
-``Trigger`` of each engine (:mod:`triggers.jdbc`). One implementation serves them all
-(:mod:`executors.sql`); the engines differ by data: their driver, URL and cell conversion
+``Trigger`` of each engine (:mod:`executors.plugins.jdbc_trigger`). One implementation serves
+them all (:mod:`executors.sql`); the engines differ by data: their driver, URL and cell conversion
 (:mod:`executors.sql.dialects`) and, for the embedded ones, their files
 (:mod:`executors.sql.embedded`).
 

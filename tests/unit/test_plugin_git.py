@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import ssl
 import subprocess
 import threading
@@ -28,110 +27,8 @@ from engine.flows import flow_to_dict, load_flow
 from executors.base import SECRET_MASK, TaskContext, TaskOutcome
 from executors.registry import Registry, add_plugins
 from executors.shell import ShellCommandsTask
-
-USER, PASSWORD = "alice", "pw-Zx81-very-secret"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-}
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
-# ----------------------------------------------------------------------------- the servers
-
-
-class _GitHttp(BaseHTTPRequestHandler):
-    """Smart HTTP: Basic auth, then the request goes to ``git http-backend`` (CGI)."""
-
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-        pass
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        header = self.headers.get("Authorization", "")
-        self.server.auth_headers.append(header)
-        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        if header != expected:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = self._body()
-        path, _, query = self.path.partition("?")
-        env = {
-            "PATH": os.environ["PATH"],
-            "GIT_PROJECT_ROOT": str(self.server.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "REQUEST_METHOD": self.command,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-            "REMOTE_USER": USER,
-            "REMOTE_ADDR": "127.0.0.1",
-        }
-        out = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, check=True
-        ).stdout
-        head, _, payload = out.partition(b"\r\n\r\n")
-        status, headers = 200, []
-        for line in head.decode().split("\r\n"):
-            name, _, value = line.partition(":")
-            if name.lower() == "status":
-                status = int(value.split()[0])
-            elif name:
-                headers.append((name, value.strip()))
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int(self.rfile.readline().strip(), 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return data
-                data += self.rfile.read(size)
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _GitHttp)
-        self.root = root
-        self.auth_headers: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+from tests.git_support import PASSWORD, USER, git, serve
+from tests.git_support import GitServer as _Server
 
 
 class _Silent(BaseHTTPRequestHandler):
@@ -160,12 +57,8 @@ class _SilentServer(ThreadingHTTPServer):
 def server(tmp_path: Path) -> Iterator[_Server]:
     root = tmp_path / "srv"
     root.mkdir()
-    srv = _Server(root)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serve(root) as srv:
+        yield srv
 
 
 @pytest.fixture

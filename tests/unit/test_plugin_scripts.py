@@ -305,10 +305,12 @@ async def test_property_mistakes_fail_clearly(tmp_path: Path) -> None:
         tmp_path,
         type="io.kestra.plugin.scripts.node.Script",
         script="1",
-        namespaceFiles={"enabled": True},
+        namespaceFiles={"enable": True},
     )
-    assert outcome.error is not None
-    assert outcome.error.startswith("namespaceFiles: Headwater has")
+    assert outcome.error == (
+        "namespaceFiles: unknown property enable (expected enabled, include, exclude,"
+        " namespaces, ifExists, folderPerNamespace)"
+    )
     outcome, _, _ = await run(
         tmp_path, type="io.kestra.plugin.scripts.node.Script", script="1", targetOS="WINDOWS"
     )
