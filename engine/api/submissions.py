@@ -82,9 +82,13 @@ async def read_submission(request: Request, *, resume: bool = False) -> Submissi
             out.inputs = dict(parsed.inputs)
             out.labels = {label.key: label.value for label in parsed.labels}
     except ValidationError as exc:
-        raise ProblemError(
-            422, "Invalid request", "the body does not fit", errors=json.loads(exc.json())
-        ) from exc
+        errors = json.loads(exc.json())
+        # Malformed JSON is a 400, a body of the wrong shape a 422 (as problems.py answers
+        # for every other route).
+        if any(e.get("type") == "json_invalid" for e in errors):
+            malformed = "the body is not valid JSON"
+            raise ProblemError(400, "Malformed JSON", malformed, errors=errors) from exc
+        raise ProblemError(422, "Invalid request", "the body does not fit", errors=errors) from exc
     return out
 
 

@@ -171,8 +171,9 @@ def audit(evidence: Evidence) -> Audit:
             parent = env.payload.get("parent") or {}
             children[str(parent.get("execution_id"))] += 1
         elif flow_of[eid] == AFTER:
+            # Kestra's ExecutionTrigger {id, type, variables}: the upstream id is a variable.
             trigger = env.payload.get("trigger") or {}
-            followers[str(trigger.get("executionId"))] += 1
+            followers[str((trigger.get("variables") or {}).get("executionId"))] += 1
     for eid, flow in flow_of.items():
         if flow != MAIN:
             continue

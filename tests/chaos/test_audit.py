@@ -26,6 +26,15 @@ def updated(eid: str, flow: str, seq: int, state: str, **extra: Any) -> Envelope
     return Envelope.new("ExecutionUpdated", eid, seq, payload, occurred=AT)
 
 
+def _flow_trigger(upstream: str) -> dict[str, Any]:
+    """An execution's ``trigger`` as a Flow trigger writes it (Kestra's ExecutionTrigger)."""
+    return {
+        "id": "on-main",
+        "type": "io.kestra.plugin.core.trigger.Flow",
+        "variables": {"executionId": upstream},
+    }
+
+
 def task_run(eid: str, seq: int, run_id: str, task_id: str, values: list[str]) -> Envelope:
     payload = {"id": run_id, "task_id": task_id, "parent_id": None, "values": values}
     return Envelope.new("TaskRunUpdated", eid, seq, payload, occurred=AT)
@@ -44,7 +53,7 @@ def clean() -> Evidence:
         task_run(MAIN_ID, 4, "r2", "item", ["b"]),
         updated(CHILD_ID, "child", 5, "SUCCESS", parent={"execution_id": MAIN_ID}),
         updated(MAIN_ID, "main", 9, "SUCCESS"),
-        updated(AFTER_ID, "after", 3, "SUCCESS", trigger={"executionId": MAIN_ID}),
+        updated(AFTER_ID, "after", 3, "SUCCESS", trigger=_flow_trigger(MAIN_ID)),
     ]
     commands = [result("r1", 1, "c1"), result("r1", 1, "c1"), result("r1", 2, "c2")]
     rows = {MAIN_ID: ("SUCCESS", 9), CHILD_ID: ("SUCCESS", 5), AFTER_ID: ("SUCCESS", 3)}
@@ -79,7 +88,7 @@ def test_a_second_main_execution_is_unexpected() -> None:
     e = clean()
     e.events.append(updated("other", "main", 1, "SUCCESS"))
     e.events.append(updated("c2", "child", 1, "SUCCESS", parent={"execution_id": "other"}))
-    e.events.append(updated("a2", "after", 1, "SUCCESS", trigger={"executionId": "other"}))
+    e.events.append(updated("a2", "after", 1, "SUCCESS", trigger=_flow_trigger("other")))
     e.rows.update({"other": ("SUCCESS", 1), "c2": ("SUCCESS", 1), "a2": ("SUCCESS", 1)})
     assert kinds(e) == {"unexpected-execution": 1}
 
@@ -109,7 +118,7 @@ def test_an_execution_running_again_after_its_end_ran_twice() -> None:
 def test_two_children_or_two_followers_ran_twice_and_none_is_missing() -> None:
     e = clean()
     e.events.append(updated("c2", "child", 1, "SUCCESS", parent={"execution_id": MAIN_ID}))
-    e.events.append(updated("a2", "after", 1, "SUCCESS", trigger={"executionId": MAIN_ID}))
+    e.events.append(updated("a2", "after", 1, "SUCCESS", trigger=_flow_trigger(MAIN_ID)))
     e.rows.update({"c2": ("SUCCESS", 1), "a2": ("SUCCESS", 1)})
     assert kinds(e) == {"ran-twice": 2}
     e = clean()
