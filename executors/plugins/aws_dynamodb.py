@@ -65,10 +65,8 @@ def _number(text: str) -> int | float:
 
 def from_attribute(value: Mapping[str, Any]) -> Any:
     """A DynamoDB attribute as a plain value (see the module docstring)."""
-    kind: str = "NULL"
-    inner: Any = True
-    for kind, inner in value.items():
-        break
+    pairs: list[tuple[str, Any]] = list(value.items()) or [("NULL", True)]
+    kind, inner = pairs[0]
     if kind in ("S", "BOOL"):
         return inner
     if kind == "N":

@@ -11,10 +11,12 @@
 4. Writes ``{"accessKeyId", "secretKeyId", "region", "endpoint"}`` to CREDENTIALS_FILE
    (atomically: its presence means the server is ready) and serves until SIGTERM.
 
-One correction to moto 5.2.5: its signature check hashes the request's *parsed parameters*
-(for rest-json services, its headers) when the body is empty, so every correctly signed
-bodyless rest-json request (Lambda ``Invoke`` without a payload, ``GetFunction``) was refused.
-SigV4 signs the body as sent: an empty body hashes as empty. Nothing else is changed.
+One correction to moto 5.2.5: when a request's raw body is empty, its signature check hashes
+the request's parsed parameters instead. That is right for a query-protocol form (IAM, SNS:
+the form was parsed away), wrong for a bodyless rest-json request, whose "parameters" are its
+headers: every correctly signed Lambda ``Invoke`` without a payload, or ``GetFunction``, was
+refused. Here only a form falls back to its parameters; any other empty body hashes as empty,
+as SigV4 signs it. Nothing else is changed.
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ def _fix_signature_check() -> None:
             "SignedHeaders=", ",", self._headers["Authorization"]
         ).split(";")
         headers = self._create_headers_for_aws_request(signed, self._headers)
-        request = AWSRequest(
-            method=self._method, url=self._path, data=self._body or b"", headers=headers
-        )
+        # A query-protocol form (IAM, SNS...) reaches here parsed, as the parameters.
+        kind = next((v for k, v in self._headers.items() if k.lower() == "content-type"), "")
+        form = "application/x-www-form-urlencoded" in str(kind)
+        body = self._body or (self._data if form else b"")
+        request = AWSRequest(method=self._method, url=self._path, data=body, headers=headers)
         request.context["timestamp"] = headers["X-Amz-Date"]
         return request
 
