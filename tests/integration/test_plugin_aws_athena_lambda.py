@@ -143,8 +143,8 @@ async def test_query_waits_for_the_states_and_fails_when_cancelled(tmp_path: Pat
         assert time.monotonic() - started >= 5 * 0.5  # five polls 500 ms apart at least
 
         # Stay QUEUED until stopped from outside.
-        moto_api(transition, {"model_name": "athena::execution",
-                              "transition": {"progression": "manual", "times": 10_000}})  # fmt: skip
+        forever = {"progression": "manual", "times": 10_000}
+        moto_api(transition, {"model_name": "athena::execution", "transition": forever})
         marker = unique("stop-me")
         job = asyncio.create_task(run(QUERY, {**base, "query": f"SELECT 1 -- {marker}"}, tmp_path))
         query_id = await asyncio.wait_for(queued_query(marker), timeout=30)
