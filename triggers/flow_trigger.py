@@ -123,8 +123,8 @@ def evaluate(
     execution? ``windows`` is the trigger's window progress (id -> progress). ``seq`` is
     unused (kept for callers of the former signature)."""
     state = str(summary.get("state"))
-    if state == "CREATED":
-        return Outcome(False)
+    if state == "CREATED" or summary.get("kind") == "LOOP":  # a Loop iteration is no execution
+        return Outcome(False)  # of its own for Flow triggers (Kestra: only NORMAL ones)
     if summary.get("namespace") == namespace and summary.get("flow_id") == flow_id:
         return Outcome(False)
     states = trigger.get("states") or TERMINAL_STATES

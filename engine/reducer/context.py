@@ -57,6 +57,16 @@ class Flowable:
     def on_child_ended(self, ctx: Ctx, run: TaskRun, task: JSON, ended: Any) -> None:
         """A child execution started by this run ended (``ended``: ChildExecutionEnded)."""
 
+    def on_kill(self, ctx: Ctx, run: TaskRun) -> bool:
+        """The execution is being killed: stop what this run started elsewhere; True when
+        the run is then KILLED at once (it has nothing of its own left to wait for)."""
+        return False
+
+    def on_restart(self, ctx: Ctx, run: TaskRun) -> bool:
+        """The execution restarts and this failed run restarts its own children (True), or
+        it is made anew (False, the default)."""
+        return False
+
 
 FLOWABLES: dict[str, Flowable] = {}
 
@@ -469,6 +479,8 @@ class Ctx:
             # Rebuilt whenever a run changes: only for the tasks that read it (a big loop
             # would otherwise rebuild it for every job it dispatches).
             variables["tasks"] = self.tasks_map()
+        if st.loop is not None:
+            _iteration_variables(variables, st.loop, st.variables)
         inputs = self.input_variables()
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
             variables["inputs"] = inputs
@@ -530,6 +542,27 @@ def mentions_tasks(task: JSON) -> bool:
         _MENTIONS.clear()
     _MENTIONS[id(task)] = (task, found)
     return found
+
+
+def _iteration_variables(variables: JSON, loop: JSON, own_vars: JSON | None) -> None:
+    """What a Loop iteration's tasks see beyond their own execution (Kestra 2.0's
+    RunVariables for a LOOP execution): ``item``, the parent's task outputs (as they were
+    when the iteration started) under its own, the parent's ``execution`` and ``vars``."""
+    item: JSON = {"index": loop.get("index"), "value": loop.get("value")}
+    if loop.get("key") is not None:
+        item["key"] = loop["key"]
+    parents = loop.get("parents") or []
+    if parents:
+        item["parent"] = parents[-1]
+        item["parents"] = parents
+    variables["item"] = item
+    inherited = loop.get("outputs")
+    if inherited:
+        variables["outputs"] = {**inherited, **variables["outputs"]}
+    if isinstance(loop.get("execution"), dict):
+        variables["execution"] = loop["execution"]
+    if own_vars is None and loop.get("vars") is not None:
+        variables["vars"] = loop["vars"]
 
 
 def _taskrun_variables(run: TaskRun) -> JSON:

@@ -265,7 +265,7 @@ class World:
         from engine.reducer.admission import admit
 
         concurrency = command.flow.get("concurrency")
-        if not concurrency:
+        if not concurrency or command.loop is not None:  # a Loop iteration holds no slot
             return
         key = (command.namespace, command.flow_id)
         verdict = admit(self.slots.get(key), command.execution_id, concurrency)
@@ -276,7 +276,7 @@ class World:
         from engine.reducer.admission import release
 
         concurrency = state.flow.get("concurrency")
-        if not concurrency:
+        if not concurrency or state.loop is not None:
             return
         key = (state.namespace, state.flow_id)
         verdict = release(self.slots.get(key), state.execution_id, concurrency)
