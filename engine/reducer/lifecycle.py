@@ -477,6 +477,7 @@ def replay(ctx: Ctx, task_run_id: str | None, new_execution_id: str) -> None:
         created=ctx.now,
         seed_task_runs=seed,
         original_execution_id=st.execution_id,
+        loop=st.loop,  # a replayed Loop iteration replaces the iteration in its loop
     )
     ctx.decision.commands.append(OutgoingCommand(command))
     ctx.log("INFO", f"replayed into execution {new_execution_id} ({len(seed)} task runs kept)")
