@@ -43,17 +43,20 @@ from engine.bus.consumer import AsyncConsumer, Record
 from engine.errors import BusError
 from engine.reducer.states import TERMINAL
 from schemas.envelope import EnvelopeError, decode
-from triggers.conditions import condition_scope, simple_holds
+from triggers.conditions import condition_scope, simple_holds, when_holds
 from triggers.ids import multiple_coordinates
 from triggers.model import SourceContext, settle
 from triggers.payloads import MalformedPayload
-from triggers.windows import MULTIPLE, evaluate_windows, windows_of
+from triggers.windows import MULTIPLE, depends_scope, evaluate_windows, windows_of
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
 TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
+ANY_STATE = frozenset(
+    ("QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING", *TERMINAL_STATES)
+)
 EXECUTION_UPDATED = "ExecutionUpdated"
 # Executions whose last evaluated state change the source remembers (to skip the repeated
 # snapshots of one state); a forgotten one is evaluated again and starts the same id.
@@ -127,7 +130,15 @@ def evaluate(
         return Outcome(False)  # of its own for Flow triggers (Kestra: only NORMAL ones)
     if summary.get("namespace") == namespace and summary.get("flow_id") == flow_id:
         return Outcome(False)
-    states = trigger.get("states") or TERMINAL_STATES
+    depends = bool(trigger.get("dependsOn"))
+    if trigger.get("states"):
+        states = trigger["states"]
+    elif depends:  # each dependsOn entry filters on its own states
+        states = ANY_STATE
+    elif "when" in trigger:  # Kestra 2.0's default: the terminal states and PAUSED
+        states = TERMINAL_STATES | {"PAUSED"}
+    else:
+        states = TERMINAL_STATES
     if state not in states:
         return Outcome(False)
     variables = parse(summary)
@@ -142,14 +153,32 @@ def evaluate(
     inputs = inputs_scope(namespace, flow_id, summary)
     blocks = windows_of(trigger)
     if not blocks:
+        if not when_holds(trigger, depends_scope(summary, inputs)):
+            return Outcome(False)
         return Outcome(True, state_coordinates(summary), variables, scope=inputs)
     result = evaluate_windows(blocks, windows, summary, scope, now)
     changed = result.windows if result.windows != windows else None
-    if not result.complete:
+    # Kestra 2.0 records what the execution met first, then tests the trigger's `when`.
+    if not result.complete or not when_holds(trigger, depends_scope(summary, inputs)):
         return Outcome(False, windows=changed)
+    if depends:
+        inputs["trigger"]["outputs"] = scoped_outputs(trigger, result.outputs)
     wid = blocks[0].id
     coordinates = multiple_coordinates(wid, result.execution_ids)
     return Outcome(True, coordinates, variables, changed, inputs)
+
+
+def scoped_outputs(trigger: JSON, by_flow: JSON) -> JSON:
+    """Kestra 2.0: ``trigger.outputs.<flowId>.<key>``; with a single dependsOn entry the
+    unscoped ``trigger.outputs.<key>`` works too (a flow id never hides an output key)."""
+    out: JSON = {}
+    entries = [d for d in trigger.get("dependsOn") or [] if isinstance(d, dict)]
+    if len(entries) == 1:
+        for flow_outputs in by_flow.values():
+            if isinstance(flow_outputs, dict):
+                out.update(flow_outputs)
+    out.update(by_flow)
+    return out
 
 
 # How many events one poll hands over; a batch is committed only when all its commands are in.
