@@ -42,12 +42,12 @@ from engine.reducer.ids import iso
 from engine.settings import Settings
 from schemas.envelope import EnvelopeError
 from triggers import model as m
+from triggers.conditions import when_holds
 from triggers.flow_trigger import FlowTriggerSource
 from triggers.follow import TopicFollower
 from triggers.model import Source, TriggerRef, trigger_config
 from triggers.payloads import MalformedPayload
 from triggers.polling import PollingDeps, polling_factory
-from triggers.conditions import when_holds
 from triggers.start import build_start, event_scope
 from triggers.state import StateTable, TriggerState, decode_state, state_record
 

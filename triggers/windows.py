@@ -164,18 +164,19 @@ def _flag(value: Any) -> bool:
 def _dependency_key(dep: JSON) -> str:
     """Kestra's order-independent hash of an entry: namespace, flow id, when, states, labels."""
     states = ",".join(sorted(str(s) for s in dep.get("states") or []))
-    labels = dep.get("labels") if isinstance(dep.get("labels"), dict) else {}
+    raw = dep.get("labels")
+    labels: JSON = raw if isinstance(raw, dict) else {}
     label_text = ",".join(f"{k}:{labels[k]}" for k in sorted(labels))
-    return make_id(dep.get("namespace"), "_", dep.get("flowId"), dep.get("when"), states, label_text)
+    return make_id(
+        dep.get("namespace"), "_", dep.get("flowId"), dep.get("when"), states, label_text
+    )
 
 
 def depends_scope(execution: JSON, scope: JSON) -> JSON:
     """What a dependsOn entry's (and a 2.0 Flow trigger's) ``when`` renders with: the
     upstream execution's ``namespace``, ``flowId``, ``state``, ``labels``, flow ``outputs``
     and ``hasRetryAttempt``, beside its ``execution``, ``inputs`` and ``trigger``."""
-    retried = any(
-        len(run.get("attempts") or []) > 1 for run in execution.get("task_runs") or []
-    )
+    retried = any(len(run.get("attempts") or []) > 1 for run in execution.get("task_runs") or [])
     return {
         **scope,
         "namespace": execution.get("namespace"),

@@ -103,7 +103,9 @@ def is_public_holiday(ctx: Ctx, date: Any, country_code: Any, sub_division: Any 
     try:
         calendar = _calendar(country, None)
     except NotImplementedError as exc:
-        raise EvalError(f"The 'isPublicHoliday()' function has no calendar for '{country}': {exc}")
+        raise EvalError(
+            f"The 'isPublicHoliday()' function has no calendar for '{country}': {exc}"
+        ) from None
     if sub and sub in _subdivisions(calendar):
         calendar = _calendar(country, sub)
     # Jollyday answers a subdivision it does not know with the country's holidays (it only

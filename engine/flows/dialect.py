@@ -96,9 +96,7 @@ def dialect_of(raw: Any) -> str:
 def mixed(raw: Any, ignore: frozenset[Path] = frozenset()) -> tuple[Construct, Construct] | None:
     """The first 2.0 and the first 1.x construct of a flow that uses both, else None;
     constructs at ``ignore`` (already reported by :func:`conflicts`) do not count."""
-    found = [
-        c for c in constructs(raw) if not any(c.path[: len(p)] == p for p in ignore)
-    ]
+    found = [c for c in constructs(raw) if not any(c.path[: len(p)] == p for p in ignore)]
     first2 = next((c for c in found if c.dialect == V2), None)
     first1 = next((c for c in found if c.dialect == V1), None)
     return (first2, first1) if first2 and first1 else None

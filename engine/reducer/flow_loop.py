@@ -222,7 +222,10 @@ class LoopTask(Flowable):
         outer = st.loop
         parents: list[JSON] = []
         if outer is not None:  # a Loop inside an iteration: the enclosing items, outermost first
-            parents = [*(outer.get("parents") or []), _item(outer["index"], outer["value"], outer.get("key"))]
+            parents = [
+                *(outer.get("parents") or []),
+                _item(outer["index"], outer["value"], outer.get("key")),
+            ]
         variables = ctx.variables(run)
         ref: JSON = {
             "execution_id": st.execution_id,
@@ -258,9 +261,7 @@ class LoopTask(Flowable):
     def _outputs(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
         data = run.data["loop"]
         iterations: dict[str, JSON] = data["iterations"]
-        ended = [
-            (int(i), it) for i, it in iterations.items() if State(it["state"]).is_terminal
-        ]
+        ended = [(int(i), it) for i, it in iterations.items() if State(it["state"]).is_terminal]
         outputs: JSON = {
             "iterationCount": len(data["values"]),
             "runningIterations": len(iterations) - len(ended),
@@ -287,7 +288,9 @@ class LoopTask(Flowable):
         data = run.data.get("loop")
         index = ended.loop_index
         if not isinstance(data, dict) or index is None:
-            ctx.log("WARN", f"loop {run.task_id}: notice of {ended.child_execution_id} dropped", run)
+            ctx.log(
+                "WARN", f"loop {run.task_id}: notice of {ended.child_execution_id} dropped", run
+            )
             return
         record = data["iterations"].get(str(index))
         if record is None:
@@ -379,7 +382,9 @@ class LoopTask(Flowable):
         return True
 
 
-def iteration_notice(st: Any, state: State, outputs: JSON | None, error: str | None) -> OutgoingCommand:
+def iteration_notice(
+    st: Any, state: State, outputs: JSON | None, error: str | None
+) -> OutgoingCommand:
     """What an iteration tells its parent's Loop (its state changed)."""
     loop: JSON = st.loop
     command = ChildExecutionEnded(

@@ -6,8 +6,8 @@ The scope ends in the worst state of its children (Kestra's ``guessFinalState``)
 branch that succeeds does not rescue the scope, it only reacts to the failure.
 
 Disabled tasks are filtered out before anything else (no task run at all); ``runIf`` (Kestra
-2.0: ``when``) that renders falsy gives a SKIPPED task run. Walking is idempotent: calling a scope again with
-nothing new changes nothing, so every command simply re-walks from the root.
+2.0: ``when``) that renders falsy gives a SKIPPED task run. Walking is idempotent: calling a
+scope again with nothing new changes nothing, so every command simply re-walks from the root.
 """
 
 from __future__ import annotations
@@ -86,9 +86,7 @@ def start_task(
     try:
         # `when` is Kestra 2.0's name of runIf (a flow has one or the other, see dialect.py).
         condition = task.get("when", task.get("runIf"))
-        if condition is not None and not ctx.renderer.is_true(
-            condition, ctx.variables(run, task)
-        ):
+        if condition is not None and not ctx.renderer.is_true(condition, ctx.variables(run, task)):
             ctx.set_state(run, State.SKIPPED)
             return run
         handler = FLOWABLES.get(run.type)

@@ -31,7 +31,11 @@ def flow(source: str) -> dict[str, Any]:
         ("{{ not isPublicHoliday(trigger.date, 'FR') }}", "2024-07-14T09:00:00+02:00", False),
         ("{{ isDayWeekInMonth(trigger.date, 'MONDAY', 'FIRST') }}", "2024-06-03T09:00Z", True),
         ("{{ isDayWeekInMonth(trigger.date, 'MONDAY', 'FIRST') }}", "2024-06-10T09:00Z", False),
-        ("{{ hourOfDay(trigger.date) >= 8 and hourOfDay(trigger.date) < 17 }}", "2024-06-03T18:00Z", False),
+        (
+            "{{ hourOfDay(trigger.date) >= 8 and hourOfDay(trigger.date) < 17 }}",
+            "2024-06-03T18:00Z",
+            False,
+        ),
         ("{{ undefined_variable }}", "2024-06-03T09:00:00Z", False),  # cannot render: false
         ("0", "2024-06-03T09:00:00Z", False),
     ],
@@ -138,7 +142,8 @@ def test_all_mode_waits_for_every_entry_then_scopes_outputs_by_flow() -> None:
         "window": {"every": "P1D"},
     }
     first = evaluate("company.team", "down", trigger, summary("a", outputs={"n": 1}), {}, NOW)
-    assert not first.fire and first.windows is not None
+    assert not first.fire
+    assert first.windows is not None
     second = evaluate(
         "company.team", "down", trigger, summary("b", outputs={"n": 2}), first.windows, NOW
     )
@@ -168,7 +173,8 @@ def test_fire_once_resets_the_window() -> None:
 def test_single_entry_keeps_the_unscoped_outputs_shorthand() -> None:
     trigger = {"id": "t", "dependsOn": [{"flowId": "up"}]}
     outcome = evaluate("company.team", "down", trigger, summary("up", outputs={"x": 7}), {}, NOW)
-    assert outcome.fire and outcome.scope is not None
+    assert outcome.fire
+    assert outcome.scope is not None
     assert outcome.scope["trigger"]["outputs"] == {"x": 7, "up": {"x": 7}}
 
 
@@ -192,7 +198,9 @@ def test_any_and_at_least_modes(mode: str, minimum: int | None, after: int) -> N
 
 
 def test_deadline_with_an_offset_is_that_time_in_utc() -> None:
-    window = depends_on_window({"id": "t", "dependsOn": [{}], "window": {"deadline": "09:00:00+01:00"}})
+    window = depends_on_window(
+        {"id": "t", "dependsOn": [{}], "window": {"deadline": "09:00:00+01:00"}}
+    )
     from triggers.windows import bounds
 
     start, end = bounds(window, NOW)

@@ -65,7 +65,8 @@ tasks:
         then:
           - id: deep
             type: io.kestra.plugin.core.debug.Return
-            format: "{{ item.value }}|{{ taskrun.value }}|{{ outputs.before.value }}|{{ execution.id }}"
+            format: "{{ item.value }}|{{ taskrun.value }}|{{ outputs.before.value }}|\\
+              {{ execution.id }}"
 """
     )
     parent = world.states[ex]
