@@ -83,6 +83,8 @@ class Migration:
     changes: list[Note] = field(default_factory=list)
     manual: list[Note] = field(default_factory=list)
     error: str | None = None
+    # Ids of the tasks the rewrite added (a Parallel keeping EachParallel's side by side).
+    added: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -134,9 +136,7 @@ def migrate_text(source: str, filename: str = "<flow>") -> Migration:
     _renames(data, changes)
     _triggers(data, changes, manual)
     for construct in constructs(data):
-        if construct.dialect == V1 and not any(
-            construct.path[: len(p)] == p for p, _ in manual
-        ):
+        if construct.dialect == V1 and not any(construct.path[: len(p)] == p for p, _ in manual):
             manual.append((construct.path, _why(construct.what)))
     notes = [Note(format_path(p), m) for p, m in _dedupe(changes)]
     todo = [Note(format_path(p), m) for p, m in _dedupe(manual)]
@@ -150,7 +150,7 @@ def migrate_text(source: str, filename: str = "<flow>") -> Migration:
     problem = _loads(text, filename)
     if problem is not None:
         return Migration(source, source, notes, [Note("", problem)])
-    return Migration(source, text, notes)
+    return Migration(source, text, notes, added=report.added)
 
 
 def _dedupe(items: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
@@ -244,7 +244,9 @@ def _inline_defaults(
                     target = forced if entry.get("forced") is True else soft
                     deep_merge(target, values)
         if soft or forced:
-            if _add_defaults(plugin, soft, forced=False) | _add_defaults(plugin, forced, forced=True):
+            if _add_defaults(plugin, soft, forced=False) | _add_defaults(
+                plugin, forced, forced=True
+            ):
                 changes.append((path, "plugin defaults inlined"))
     for key in keys:
         del flow[key]
@@ -356,7 +358,9 @@ def _flow_trigger(
         trigger["dependsOn"] = entries
         if window is not None:
             trigger["window"] = window
-    changes.append((path, "conditions/preconditions -> dependsOn" + (" + window" if window else "")))
+    changes.append(
+        (path, "conditions/preconditions -> dependsOn" + (" + window" if window else ""))
+    )
 
 
 __all__ = ["REMOVED_IN_2", "Migration", "Note", "migrate_text"]

@@ -235,10 +235,8 @@ def _scoped(expression: str) -> str:
     return _TRIGGER_OUTPUTS.sub("outputs", expression)
 
 
-def _states(trigger: dict[str, Any], status: dict[str, Any] | None) -> list[str]:
-    base = [str(s) for s in trigger.get("states") or TERMINAL]
-    if status is None:
-        return base
+def _states(base: list[str], status: dict[str, Any]) -> list[str]:
+    """The states left once an ExecutionStatus condition (``in``, ``notIn``) applies."""
     if status.get("in"):
         base = [s for s in (str(x) for x in status["in"]) if s in base]
     if status.get("notIn"):
@@ -254,15 +252,56 @@ def depends_on(trigger: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     for condition in trigger.get("conditions") or []:
         if isinstance(condition, dict):
             (multiple if _kind(condition) == "MultipleCondition" else simple).append(condition)
-    status = next((c for c in simple if _kind(c) == "ExecutionStatus"), None)
+    blocks = [*multiple]
+    pre = trigger.get("preconditions")
+    if isinstance(pre, dict):
+        blocks.append(pre)
+    if len(blocks) > 1:
+        raise Unmigratable("several windowed conditions: 2.0 has one window per trigger")
+    if not blocks:
+        return [_entry(_fields(trigger, simple))], None
+    block = blocks[0]
+    if block.get("where"):
+        raise Unmigratable("preconditions `where` filters have no dependsOn equivalent")
+    entries: list[dict[str, Any]] = []
+    if "flows" in block:  # preconditions: each upstream flow, after the simple conditions
+        base = _fields(trigger, simple)
+        for upstream in block.get("flows") or []:
+            entry = {k: v for k, v in base.items() if k not in ("namespace", "flowId")}
+            entry.update(
+                {k: upstream[k] for k in ("namespace", "flowId", "labels") if upstream.get(k)}
+            )
+            if upstream.get("states"):
+                entry["states"] = [s for s in upstream["states"] if s in base["states"]]
+            entries.append(_entry(entry))
+        return entries, _window(block.get("timeWindow") or {}, block)
+    # MultipleCondition: each named sub-condition, after the simple conditions.
+    for sub in (block.get("conditions") or {}).values():
+        if not isinstance(sub, dict):
+            raise Unmigratable("a MultipleCondition sub-condition that is not a condition")
+        entries.append(_entry(_fields(trigger, [*simple, sub])))
+    tw = dict(block.get("timeWindow") or {})
+    if block.get("window") is not None:
+        tw["window"] = block["window"]
+    if block.get("windowAdvance") not in (None, "P0D", "PT0S"):
+        tw["windowAdvance"] = block["windowAdvance"]
+    return entries, _window(tw, block)
+
+
+def _fields(trigger: dict[str, Any], conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """One dependsOn entry holding what every one of ``conditions`` asks of an execution."""
     base: dict[str, Any] = {}
     whens: list[str] = []
-    for condition in simple:
+    states = [str(s) for s in trigger.get("states") or TERMINAL]
+    for condition in conditions:
         kind = _kind(condition)
         if kind == "ExecutionStatus":
-            continue
-        if kind == "ExecutionFlow":
-            base["namespace"], base["flowId"] = condition.get("namespace"), condition.get("flowId")
+            states = _states(states, condition)
+        elif kind == "ExecutionFlow":
+            for key in ("namespace", "flowId"):
+                if base.get(key, condition.get(key)) != condition.get(key):
+                    raise Unmigratable("conditions naming two different upstream flows")
+                base[key] = condition.get(key)
         elif kind == "ExecutionNamespace":
             comparison = condition.get("comparison") or (
                 "PREFIX" if condition.get("prefix") in (True, "true") else "EQUALS"
@@ -277,7 +316,7 @@ def depends_on(trigger: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
             labels = condition.get("labels")
             if isinstance(labels, list):
                 labels = {str(e.get("key")): e.get("value") for e in labels if isinstance(e, dict)}
-            base["labels"] = dict(labels or {})
+            base["labels"] = {**base.get("labels", {}), **dict(labels or {})}
         elif kind == "ExecutionOutputs":
             whens.append(_outputs_when(condition.get("expression")))
         elif kind == "HasRetryAttempt":
@@ -291,46 +330,10 @@ def depends_on(trigger: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
             whens.append(f"({_scoped(found)})")
         else:
             raise Unmigratable(f"a Flow trigger's condition `{kind}` has no dependsOn equivalent")
-    base["states"] = _states(trigger, status)
+    base["states"] = states
     if whens:
         base["when"] = when_of(whens)
-    window: dict[str, Any] | None = None
-    entries: list[dict[str, Any]] = []
-    blocks = [*multiple]
-    pre = trigger.get("preconditions")
-    if isinstance(pre, dict):
-        blocks.append(pre)
-    if len(blocks) > 1:
-        raise Unmigratable("several windowed conditions: 2.0 has one window per trigger")
-    if not blocks:
-        return [_entry(base)], None
-    block = blocks[0]
-    if block.get("where"):
-        raise Unmigratable("preconditions `where` filters have no dependsOn equivalent")
-    if "flows" in block:  # preconditions
-        for upstream in block.get("flows") or []:
-            entry = {k: v for k, v in base.items() if k not in ("namespace", "flowId")}
-            entry.update(
-                {k: upstream[k] for k in ("namespace", "flowId", "labels") if upstream.get(k)}
-            )
-            if upstream.get("states"):
-                entry["states"] = [s for s in upstream["states"] if s in base["states"]]
-            entries.append(_entry(entry))
-        window = _window(block.get("timeWindow") or {}, block)
-    else:  # MultipleCondition
-        for sub in (block.get("conditions") or {}).values():
-            if not isinstance(sub, dict) or _kind(sub) != "ExecutionFlow":
-                raise Unmigratable("a MultipleCondition sub-condition that is not ExecutionFlow")
-            entry = dict(base)
-            entry.update(namespace=sub.get("namespace"), flowId=sub.get("flowId"))
-            entries.append(_entry(entry))
-        tw = dict(block.get("timeWindow") or {})
-        if block.get("window") is not None:
-            tw["window"] = block["window"]
-        if block.get("windowAdvance") not in (None, "P0D", "PT0S"):
-            tw["windowAdvance"] = block["windowAdvance"]
-        window = _window(tw, block)
-    return entries, window
+    return base
 
 
 def _entry(values: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from engine.expressions.lexer import Token
 from engine.expressions.scan import expression_tokens, token_end
@@ -277,7 +278,7 @@ class _LoopRewriter:
             )
         return i + 1
 
-    _HANDLERS: dict[str, Callable[[_LoopRewriter, int], int]] = {
+    _HANDLERS: ClassVar[dict[str, Callable[[_LoopRewriter, int], int]]] = {
         "taskrun": _taskrun,
         "parent": _parent,
         "parents": _parent,
@@ -293,9 +294,7 @@ class _LoopRewriter:
         return self.src[self.t[start].pos : token_end(self.t[end - 1], self.src)]
 
     def _edit(self, start: int, end: int, text: str) -> None:
-        self.edits.append(
-            _Edit(self.t[start].pos, token_end(self.t[end - 1], self.src), text)
-        )
+        self.edits.append(_Edit(self.t[start].pos, token_end(self.t[end - 1], self.src), text))
 
 
 def _plain(name: str) -> bool:

@@ -55,6 +55,7 @@ class TaskNode:
 class LoopReport:
     changes: list[tuple[Path, str]] = field(default_factory=list)
     manual: list[tuple[Path, str]] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)  # ids of the tasks the migration added
 
 
 def _canonical(task: dict[str, Any]) -> str | None:
@@ -248,6 +249,7 @@ def _to_loop(node: TaskNode, report: LoopReport, taken: set[str]) -> None:
             wrapper["type"] = PARALLEL
             wrapper["tasks"] = tasks
             task["tasks"] = type(tasks)([wrapper])
+            report.added.append(wrapper_id)
             report.changes.append(
                 (node.path, f"EachParallel's tasks run side by side: wrapped in `{wrapper_id}`")
             )

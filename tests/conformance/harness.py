@@ -499,16 +499,31 @@ class World:
         return worker + [r for r in self.reducer_logs if r.execution_id == execution_id]
 
     def task_running(self, execution_id: str, task_id: str | None = None) -> bool:
-        """Whether a job of that execution (and task) is started and not finished."""
-        state = self.states.get(execution_id)
+        """Whether a job of that execution (or of one of its Loop iterations) and task is
+        started and not finished."""
+        family = self.family(execution_id)
         for (ex, run_id, _), running in self.running.items():
-            if ex != execution_id or running.task.done():
+            if ex not in family or running.task.done():
                 continue
             if task_id is None:
                 return True
+            state = self.states.get(ex)
             if state and run_id in state.task_runs and state.task_runs[run_id].task_id == task_id:
                 return True
         return False
+
+    def family(self, execution_id: str) -> set[str]:
+        """The execution and its Loop iterations (Kestra 2.0), at any depth."""
+        out = {execution_id}
+        grew = True
+        while grew:
+            grew = False
+            for state in self.states.values():
+                loop = state.loop
+                if loop and loop.get("execution_id") in out and state.execution_id not in out:
+                    out.add(state.execution_id)
+                    grew = True
+        return out
 
 
 def _wire(item: Any, from_dict: Callable[[dict[str, Any]], _T], what: str) -> _T:
