@@ -40,6 +40,7 @@ from engine.api.submissions import (
     unknown_inputs,
 )
 from engine.bus.wire import command_record
+from engine.flows.checks import BLOCK, FAIL, evaluate_checks
 from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.commands import (
@@ -158,7 +159,10 @@ async def start_execution(
     declared input is resolved (value, else its default; a required one without either is a
     422 "missing required input"; values are typed); inputs the flow does not declare are not
     kept (Kestra drops them silently; Headwater names them in ``unknownInputs`` and in a WARN
-    line of the execution). ``scheduleDate``: the execution waits in CREATED until then."""
+    line of the execution). ``scheduleDate``: the execution waits in CREATED until then.
+    The flow's ``checks`` are tested on the typed inputs (:mod:`engine.flows.checks`): a
+    BLOCK_EXECUTION failure is a 422 and nothing starts, FAIL_EXECUTION creates the
+    execution FAILED."""
     services.require_bus()
     record = services.store.record(namespace, flow_id)
     if record is None or record.flow is None:
@@ -189,6 +193,14 @@ async def start_execution(
             errors=[p.to_dict() for p in exc.problems],
         ) from exc
     notes = [f"input '{name}' is not declared by the flow: ignored" for name in unknown]
+    checked = evaluate_checks(flow, inputs)
+    if checked.behavior == BLOCK:
+        raise ProblemError(
+            422,
+            "Flow execution blocked",
+            checked.blocked_message(),
+            errors=[f.to_dict() for f in checked.failed],
+        )
     command = StartExecution(
         command_id=new_id(),
         execution_id=execution_id,
@@ -201,6 +213,7 @@ async def start_execution(
         created=format_time(datetime.now(UTC)),
         scheduled=None if scheduled is None else format_time(_utc(scheduled)),
         notes=notes,
+        error=checked.failed_message() if checked.behavior == FAIL else None,
     )
     await _send(services, command)
     return ExecutionCreated(
