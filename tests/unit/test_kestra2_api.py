@@ -135,7 +135,7 @@ async def test_a_block_execution_check_starts_nothing(
 async def test_json_input_must_match_its_json_schema(
     api: tuple[httpx.AsyncClient, Services],
 ) -> None:
-    client, services = api
+    client, _ = api
     good = await _create(client, env="prod", doc={"id": 3})
     assert good.status_code == 200, good.text
     bad = await _create(client, env="prod", doc={"id": "three"})
