@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -92,7 +92,7 @@ WHERE t.execution_id = $1
 """
 _COLUMNS = (
     "id, namespace, flow_id, flow_revision, state, labels, inputs, outputs, trigger,"
-    " parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
+    " parent, parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
     " duration_ms, state_history, last_seq"
 )
 _TERMINAL = frozenset(s.value for s in State if s.is_terminal)
@@ -282,6 +282,16 @@ def router(services: ApiServices) -> APIRouter:
         endDate: Annotated[datetime | None, Query(description="Started before.")] = None,
         size: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query()] = None,
+        parentExecutionId: Annotated[
+            str | None, Query(description="Children of this execution (subflows, iterations).")
+        ] = None,
+        kind: Annotated[
+            Literal["NORMAL", "LOOP"] | None,
+            Query(
+                description="NORMAL: no Loop iterations (the default without "
+                "parentExecutionId); LOOP: only Loop iterations (Kestra 2.0)."
+            ),
+        ] = None,
     ) -> ExecutionPage:
         where, args = ["true"], []
 
@@ -294,6 +304,13 @@ def router(services: ApiServices) -> APIRouter:
             where.append(f"(namespace = {p} OR namespace LIKE {p} || '.%')")
         if flowId is not None:
             where.append(f"flow_id = {arg(flowId)}")
+        if parentExecutionId is not None:
+            where.append(f"parent_execution_id = {arg(parentExecutionId)}")
+        if kind == "LOOP":
+            where.append("parent->>'kind' = 'LOOP'")
+        elif kind == "NORMAL" or parentExecutionId is None:
+            # A Loop iteration is part of its parent, not an execution users list.
+            where.append("(parent IS NULL OR parent->>'kind' IS DISTINCT FROM 'LOOP')")
         if state:
             where.append(f"state = ANY({arg([s.value for s in state])}::text[])")
         if labels:
