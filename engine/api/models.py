@@ -56,12 +56,14 @@ class FlowOut(_Out):
     labels: JSON = Field(default_factory=dict)
     deleted: bool = False
     updated: datetime | None = None
+    draft: bool = Field(False, description="A draft revision (kept, never executed).")
 
 
 class FlowRevisionOut(_Out):
     revision: int
     source: str
     deployedAt: datetime
+    draft: bool = Field(False, description="A draft revision (kept, never executed).")
 
 
 class FlowSummary(_Out):

@@ -55,6 +55,7 @@ class Services(ApiServices):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.sent: list[Any] = []
+        self.deployed: list[Any] = []
         flow = flow_to_dict(load_flow(FLOW))
         kv = flow_deployed_record("company.team", "f", 1, FLOW, flow)
         self.store.apply(decode_flow(kv[1]))
@@ -69,7 +70,10 @@ class Services(ApiServices):
         return None
 
     async def produce(self, topic: str, kv: Any) -> None:
-        self.sent.append(decode_command(kv[1]))
+        if topic == self.topics.flows.name:
+            self.deployed.append(decode_flow(kv[1]))
+        else:
+            self.sent.append(decode_command(kv[1]))
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         if "FROM executions" in sql:
@@ -155,3 +159,33 @@ async def test_outputs_endpoint(api: tuple[httpx.AsyncClient, Services]) -> None
     ]
     assert (await client.get("/api/v1/outputs/nope/r1")).status_code == 404
     assert (await client.get("/api/v1/outputs/ex/nope")).status_code == 404
+
+
+async def test_a_draft_revision_is_kept_but_never_executes(
+    api: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = api
+    draft = FLOW.replace("format: x", "format: draft")
+    answer = await client.post(
+        "/api/v1/flows", params={"draft": "true"}, content=draft,
+        headers={"Content-Type": "application/x-yaml"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["revision"] == 2
+    assert answer.json()["draft"] is True
+    assert services.deployed[-1].draft is True
+    store = services.store
+    assert store.record("company.team", "f").revision == 1  # type: ignore[union-attr]
+    assert store.get("company.team", "f", 2) is None  # a subflow pinned to it finds nothing
+    assert [r.revision for r in store.revisions("company.team", "f")] == [1, 2]
+    started = await _create(client, env="prod")
+    assert started.json()["flowRevision"] == 1
+    command = services.sent[-1]
+    assert command.flow["tasks"][0]["format"] == "x"
+    # Deploying it for real makes it the revision that runs.
+    real = await client.post(
+        "/api/v1/flows", content=draft, headers={"Content-Type": "application/x-yaml"}
+    )
+    assert real.json()["revision"] == 3
+    assert real.json()["draft"] is False
+    assert store.record("company.team", "f").revision == 3  # type: ignore[union-attr]
