@@ -175,13 +175,15 @@ class JsonInput(_InputBase):
     JSON string or as YAML) validates it."""
 
     type: Literal["JSON"]
-    jsonSchema: Str | dict[str, Any] | None = Field(
+    # (maps first: typing caches unions regardless of order, and other models write this one
+    # as dict | Str, so the schema would depend on which module was imported first)
+    jsonSchema: dict[str, Any] | Str | None = Field(
         default=None, description="Kestra 2.0: the JSON Schema the value must match"
     )
 
     @field_validator("jsonSchema")
     @classmethod
-    def _schema(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    def _schema(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return value
         problem = json_schema_problem(value)
