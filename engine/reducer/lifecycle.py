@@ -71,7 +71,7 @@ def new_state(cmd: StartExecution, now: str) -> ExecutionState:
 
 def begin(ctx: Ctx) -> None:
     ctx.set_exec_state(State.RUNNING)
-    if ctx.state.flow.get("sla"):
+    if ctx.state.flow.get("sla") and ctx.state.loop is None:  # the parent holds the SLA
         sla.arm(ctx)
     advance(ctx)
 
@@ -87,7 +87,7 @@ def advance(ctx: Ctx) -> None:
         return
     if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
         ctx.set_exec_state(State.RUNNING)
-    if st.flow.get("sla"):
+    if st.flow.get("sla") and st.loop is None:
         ending = sla.check_assertions(ctx)
         if ending is not None:
             end(ctx, ending)

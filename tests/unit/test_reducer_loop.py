@@ -401,3 +401,32 @@ tasks:
     state = world.states[ex]
     assert run_of(state, "skipped").state == State.SKIPPED
     assert run_of(state, "kept").state == State.SUCCESS
+
+
+async def test_iterations_hold_no_concurrency_slot_and_no_sla() -> None:
+    # With a limit of 1, iterations taking slots would wait for their own parent forever.
+    world, ex = await run_flow(
+        HEAD
+        + """
+concurrency:
+  limit: 1
+sla:
+  - id: quick
+    type: MAX_DURATION
+    behavior: FAIL
+    duration: PT1H
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["a", "b"]
+    concurrencyLimit: 0
+    tasks:
+      - id: t
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.value }}"
+"""
+    )
+    assert world.states[ex].state == State.SUCCESS
+    its = iterations(world, ex)
+    assert [s.state for s in its] == [State.SUCCESS, State.SUCCESS]
+    assert all(not s.timers for s in its)
