@@ -258,3 +258,61 @@ triggers:
     assert len(downs) == 1
     assert downs[0].state == State.SUCCESS
     assert downs[0].inputs == {"answer": "42"}
+
+
+class _Runtime:
+    """What a trigger's context uses of the runtime, in memory."""
+
+    def __init__(self, deployed: dict[str, Any]) -> None:
+        import collections
+        from types import SimpleNamespace
+
+        from engine.settings import Settings
+
+        self.settings = Settings()
+        self.flows = SimpleNamespace(store=SimpleNamespace(get=lambda ns, fid: deployed))
+        self.topics = SimpleNamespace(commands=SimpleNamespace(name="hw.commands"))
+        self.fired: collections.Counter[str] = collections.Counter()
+        self.states: dict[Any, Any] = {}
+        self.produced: list[bytes] = []
+        self.producer = self
+
+    async def enqueue(self, topic: str, key: bytes, value: bytes) -> Any:
+        import asyncio
+
+        self.produced.append(value)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def note(self, ref: Any, **fields: Any) -> None:
+        self.states[ref] = fields
+
+
+async def test_a_message_trigger_tests_when_on_each_event() -> None:
+    from triggers.model import TriggerRef
+    from triggers.runtime import _Context
+
+    deployed = flow(
+        """
+id: f
+namespace: company.team
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.value }}"
+triggers:
+  - id: mq
+    type: io.kestra.plugin.mqtt.RealtimeTrigger
+    server: tcp://127.0.0.1:1883
+    topic: t
+    when: "{{ trigger.value == 'go' }}"
+"""
+    )
+    runtime = _Runtime(deployed)
+    trigger = deployed["triggers"][0]
+    ctx = _Context(runtime, TriggerRef("company.team", "f", "mq"), trigger, None)  # type: ignore[arg-type]
+    await ctx.fire("c1", {"value": "stop"})
+    assert runtime.produced == []
+    await ctx.fire("c2", {"value": "go"})
+    assert len(runtime.produced) == 1
