@@ -21,7 +21,8 @@ A flow with anything that cannot be rewritten to the same outcome (ForEachItem, 
 task, ``listeners``, an expression 2.0 cannot read the same way...) is left exactly as it
 is, and each such thing is reported with where it is: half a migration would be a flow in
 two dialects, which does not load. The rewritten flow is loaded again before it is
-returned; one that would not load is reported the same way.
+returned; one with a problem the original did not have is reported the same way (a plugin
+Headwater does not provide is in both, and does not stop the migration).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def migrate_text(source: str, filename: str = "<flow>") -> Migration:
     out = io.StringIO()
     yaml.dump(data, out)
     text = out.getvalue()
-    problem = _loads(text, filename)
+    problem = _new_problems(source, text, filename)
     if problem is not None:
         return Migration(source, source, notes, [Note("", problem)])
     return Migration(source, text, notes, added=report.added)
@@ -161,17 +162,28 @@ def _why(what: str) -> str:
     return f"{what} has no automatic Kestra 2.0 rewrite; migrate it by hand ({DOCS})"
 
 
-def _loads(text: str, filename: str) -> str | None:
+def _problems(text: str, filename: str) -> list[str]:
     from engine.flows.loader import load_flow
     from engine.flows.problems import FlowValidationError
 
     try:
         load_flow(text, filename)
     except FlowValidationError as exc:
-        return "the rewritten flow does not load: " + "; ".join(
-            f"{p.path}: {p.message}" for p in exc.problems
-        )
-    return None
+        return [p.message for p in exc.problems]
+    return []
+
+
+def _new_problems(source: str, text: str, filename: str) -> str | None:
+    """What the rewritten flow gets wrong that the original did not (a plugin Headwater
+    does not provide is no problem of the migration: the original has it too)."""
+    new = _problems(text, filename)
+    if not new:
+        return None
+    before = set(_problems(source, filename))
+    added = [m for m in new if m not in before]
+    if not added:
+        return None
+    return "the rewritten flow does not load: " + "; ".join(added)
 
 
 # ---------------------------------------------------------------------------- type names
