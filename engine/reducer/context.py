@@ -39,6 +39,9 @@ class Flowable:
     """How one flowable type behaves. Subclasses override what they need."""
 
     types: ClassVar[tuple[str, ...]] = ()
+    # Whether the run may be sent to a worker as a job, whose result then comes to
+    # :meth:`on_job_result` (a Loop reading its values from a storage file).
+    takes_job_results: ClassVar[bool] = False
 
     def start(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
         ctx.set_state(run, State.RUNNING)
@@ -56,6 +59,17 @@ class Flowable:
 
     def on_child_ended(self, ctx: Ctx, run: TaskRun, task: JSON, ended: Any) -> None:
         """A child execution started by this run ended (``ended``: ChildExecutionEnded)."""
+
+    def on_job_result(
+        self,
+        ctx: Ctx,
+        run: TaskRun,
+        task: JSON,
+        state: State,
+        outputs: JSON,
+        error: str | None,
+    ) -> None:
+        """The job this run sent to a worker ended (see ``takes_job_results``)."""
 
     def on_kill(self, ctx: Ctx, run: TaskRun) -> bool:
         """The execution is being killed: stop what this run started elsewhere; True when

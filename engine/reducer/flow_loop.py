@@ -38,8 +38,11 @@ run on, unattended); an iteration ending WARNING makes the loop WARNING (every o
 flowable keeps the worst state; Kestra's Loop drops it); ``outputs`` are listed in iteration
 order, not in the order iterations ended; restarting restarts every failed iteration, not
 only the last one; an iteration's ``execution`` variable is its parent's (the root one for
-nested loops). Values from an internal-storage URI and ``fetchType: STORE`` need the
-worker's storage and are refused with a message.
+nested loops). ``values`` rendering to a ``kestra://`` URI: one iteration per line of that
+ION file, read by a worker (``executors/core_loop.py``; the executor cannot read storage) and
+kept in the Loop's state, at most ``MAX_VALUES`` of them; iteration outputs are then kept
+like the others (Kestra's AUTO would STORE them in a file). ``fetchType: STORE`` needs the
+worker's storage and is refused with a message.
 """
 
 from __future__ import annotations
@@ -73,6 +76,14 @@ class LoopValuesError(ValueError):
     """The values cannot be iterated (Kestra's IllegalVariableEvaluationException)."""
 
 
+class ValuesInFile(Exception):
+    """The values render to an internal-storage URI: a worker reads them."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.uri = uri
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -96,10 +107,12 @@ def resolve_values(ctx: Ctx, run: TaskRun, raw: Any) -> tuple[list[str], list[st
     """(values, keys): keys is None for a list, the map's keys for a map."""
     if isinstance(raw, str):
         text = ctx.renderer.render(raw, ctx.variables(run))
+        if text.strip().startswith("kestra://"):
+            raise ValuesInFile(text.strip())
         if text.strip().startswith(_URI_SCHEMES):
             raise LoopValuesError(
-                f"values {text.strip()!r} is a storage URI: Headwater's Loop iterates over a "
-                "list, a map or a JSON array/object (read the file into one first)"
+                f"values {text.strip()!r}: a Loop reads its values from an internal-storage "
+                "file (kestra://) or takes a list, a map or a JSON array/object"
             )
         try:
             parsed = json.loads(text)
@@ -164,11 +177,26 @@ class LoopTask(Flowable):
             fail(ctx, run, f"task {run.task_id}: fetchType STORE is not supported by Headwater")
             return
         try:
-            values, keys = resolve_values(ctx, run, task.get("values"))
             limit = limit_of(ctx, run, task)
+            values, keys = resolve_values(ctx, run, task.get("values"))
+        except ValuesInFile as found:
+            # One iteration per line of the file: a worker reads it (on_job_result).
+            ctx.dispatch(run, {"id": run.task_id, "type": LOOP, "values": found.uri}, None)
+            return
         except (LoopValuesError, ExpressionError, ValueError, TypeError) as exc:
             fail(ctx, run, f"task {run.task_id}: {getattr(exc, 'message', exc)}")
             return
+        self._begin(ctx, run, task, values, keys, limit)
+
+    def _begin(
+        self,
+        ctx: Ctx,
+        run: TaskRun,
+        task: JSON,
+        values: list[str],
+        keys: list[str] | None,
+        limit: int,
+    ) -> None:
         run.data["loop"] = {
             "values": values,
             "keys": keys,
@@ -176,6 +204,25 @@ class LoopTask(Flowable):
             "iterations": {},  # index (text) -> {"id", "state", "outputs"?}
         }
         self.step(ctx, run, task)
+
+    takes_job_results = True
+
+    def on_job_result(
+        self,
+        ctx: Ctx,
+        run: TaskRun,
+        task: JSON,
+        state: State,
+        outputs: JSON,
+        error: str | None,
+    ) -> None:
+        """The worker read the values file: start the iterations (or fail with its error)."""
+        values = outputs.get("values") if state == State.SUCCESS else None
+        if not isinstance(values, list):
+            fail(ctx, run, f"task {run.task_id}: {error or 'the values file could not be read'}")
+            return
+        ctx.set_state(run, State.RUNNING)
+        self._begin(ctx, run, task, [str(v) for v in values], None, limit_of(ctx, run, task))
 
     def step(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
         data = run.data.get("loop")
@@ -357,6 +404,7 @@ class LoopTask(Flowable):
     def on_kill(self, ctx: Ctx, run: TaskRun) -> bool:
         """The parent is being killed: kill the iterations that still run (the loop is
         KILLED at once, as a Subflow task run is; their ends are then only recorded)."""
+        ctx.stop(run, "killed")  # a worker may be reading its values
         data = run.data.get("loop") or {}
         for it in data.get("iterations", {}).values():
             if not State(it["state"]).is_terminal:

@@ -107,6 +107,12 @@ class MemoryStorage:
     async def put(self, execution_id: str, name: str, data: bytes) -> str:
         return self.put_sync(execution_id, name, data)
 
+    async def read(self, uri: str) -> bytes:
+        try:
+            return self.files[uri]
+        except KeyError:
+            raise FileNotFoundError(f"no file {uri} in internal storage") from None
+
     def put_sync(self, execution_id: str, name: str, data: bytes) -> str:
         uri = f"kestra:///io/kestra/tests/executions/{execution_id}/{len(self.files)}-{name}"
         self.files[uri] = data

@@ -343,7 +343,7 @@ tasks:
         ("[1, null]", "Found a null value inside the iteration values="),
         ("[true]", "Unknown value element type"),
         ("'not json'", "is not a JSON array or object"),
-        ("'kestra:///some/file.ion'", "is a storage URI"),
+        ("'nsfile:///some/file.ion'", "reads its values from an internal-storage"),
     ],
 )
 async def test_values_that_cannot_be_iterated_fail_the_loop(values: str, message: str) -> None:
@@ -430,3 +430,41 @@ tasks:
     its = iterations(world, ex)
     assert [s.state for s in its] == [State.SUCCESS, State.SUCCESS]
     assert all(not s.timers for s in its)
+
+
+async def test_values_in_a_storage_file_give_one_iteration_per_line() -> None:
+    world = World()
+    deploy(
+        world,
+        HEAD
+        + """
+inputs:
+  - id: file
+    type: STRING
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ inputs.file }}"
+    concurrencyLimit: 0
+    outputs:
+      - id: v
+        type: STRING
+        value: "{{ item.value }}"
+    tasks:
+      - id: t
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.index }}={{ item.value }}"
+""",
+    )
+    uri = world.storage.put_sync("x", "rows.ion", b'"a"\n42\n{id:1,name:"b"}\n')
+    ex = world.start("company.team", "f", {"file": uri})
+    await world.run()
+    assert not world.problems, world.problems
+    assert world.states[ex].state == State.SUCCESS
+    loop = run_of(world.states[ex], "loop")
+    values = [e["outputs"]["v"] for e in loop.outputs["outputs"]]
+    assert values == ["a", "42", '{"id":1,"name":"b"}']
+    missing = world.start("company.team", "f", {"file": "kestra:///nope.ion"})
+    await world.run()
+    assert world.states[missing].state == State.FAILED
+    assert iterations(world, missing) == []
