@@ -18,6 +18,16 @@ executor on every execution state change):
   flow ... invalid inputs" and starts nothing) and the execution is created FAILED with the
   message, so the failure shows where executions are watched.
 
+Kestra 2.0 (``dependsOn``, ``window``, ``mode``, ``minSatisfied``, the trigger's ``when``;
+docs/semantics/kestra2.md): each ``dependsOn`` entry is a check of one window
+(:func:`triggers.windows.depends_on_window`); without ``states`` a dependsOn trigger looks
+at every state change (each entry filters on its own states, SUCCESS and WARNING by default)
+and a 2.0 trigger without dependsOn at the terminal states and PAUSED; the trigger's ``when``
+is tested once the window is updated, with the upstream execution's ``namespace``,
+``flowId``, ``state``, ``labels``, flow ``outputs`` and ``hasRetryAttempt``; the new
+execution's ``trigger.outputs`` are scoped by upstream flow id. A Loop iteration (Kestra's
+LOOP kind) never fires a Flow trigger.
+
 Parser: an hw.events ``ExecutionUpdated`` snapshot. Several snapshots show the same state (a
 label or an output changed since); a state change is identified by the length of the state
 history, so the execution a transition starts has one id however often it is seen.
