@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from executors import core, core_execution
+from executors import core, core_execution, core_loop
 from executors.base import TaskContext, TaskExecutor, TaskOutcome, run_task
 from executors.plugin import PluginExecutor
 from schemas.plugins import plugins
@@ -85,5 +85,7 @@ def core_registry() -> Registry:
             "io.kestra.plugin.core.kv.Get": core.KVGetTask(),
             "io.kestra.plugin.core.kv.Delete": core.KVDeleteTask(),
             "io.kestra.plugin.core.trigger.Toggle": core.ToggleTask(),
+            # Reads a Loop's values from its file (the executor cannot read storage).
+            "io.kestra.plugin.core.flow.Loop": core_loop.LoopValuesTask(),
         }
     )

@@ -25,6 +25,7 @@ _TYPES: Final[dict[str, tuple[TypeKind, str, tuple[str, ...]]]] = {
     f"{_CORE}.flow.Sequential": ("flowable", "sequential", (f"{_LEGACY}.flows.Sequential",)),
     f"{_CORE}.flow.Parallel": ("flowable", "parallel", (f"{_LEGACY}.flows.Parallel",)),
     f"{_CORE}.flow.ForEach": ("flowable", "foreach", (f"{_LEGACY}.flows.ForEach",)),
+    f"{_CORE}.flow.Loop": ("flowable", "loop", ()),  # Kestra 2.0
     f"{_CORE}.flow.EachSequential": (
         "flowable",
         "each_sequential",

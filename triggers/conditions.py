@@ -130,14 +130,41 @@ def all_hold(conditions: Iterable[JSON], execution: JSON | None, scope: JSON) ->
     return all(simple_holds(c, execution, scope) for c in conditions)
 
 
+def when_holds(trigger: JSON, scope: JSON) -> bool:
+    """Kestra 2.0's ``when`` of a trigger: absent, or rendered with ``scope`` to a truthy
+    text (TruthUtils: anything but ``false``, ``0``, ``-0`` and blank). One that cannot be
+    rendered is false and logged, as Kestra's ConditionService logs "Evaluate Condition
+    Failed"."""
+    when = trigger.get("when")
+    if when is None:
+        return True
+    try:
+        text = render(str(when), scope)
+    except ExpressionError as exc:
+        log.warning(
+            "[namespace: %s] [flow: %s] [trigger: %s] Evaluate Condition Failed with error '%s'",
+            (scope.get("flow") or {}).get("namespace"),
+            (scope.get("flow") or {}).get("id"),
+            trigger.get("id"),
+            exc.message,
+        )
+        return False
+    return text.strip() not in _FALSY
+
+
+_FALSY = frozenset({"false", "0", "-0", ""})  # Kestra's TruthUtils.FALSE_VALUES
+
+
 def schedule_holds(trigger: JSON, flow_ref: JSON, tick: JSON) -> bool:
     """Whether a Schedule ``trigger`` fires on the tick whose variables are ``tick``
     (``date``, ``next``, ``previous``): its ScheduleConditions (``conditions`` and the
-    deprecated ``scheduleConditions``) all hold; other conditions are ignored."""
+    deprecated ``scheduleConditions``) all hold, other conditions being ignored; and its
+    Kestra 2.0 ``when``, rendered with ``trigger`` = ``schedule`` = the tick, is truthy (a
+    false one skips that date: the schedule goes on with the next one)."""
     scope = {"flow": flow_ref, "trigger": tick, "schedule": tick}
     conditions = [*(trigger.get("conditions") or []), *(trigger.get("scheduleConditions") or [])]
     kept = [c for c in conditions if isinstance(c, dict) and c.get("type") in SCHEDULE_CONDITIONS]
-    return all_hold(kept, None, scope)
+    return all_hold(kept, None, scope) and when_holds(trigger, scope)
 
 
 def test(condition: JSON, execution: JSON | None, scope: JSON) -> bool:

@@ -18,6 +18,16 @@ executor on every execution state change):
   flow ... invalid inputs" and starts nothing) and the execution is created FAILED with the
   message, so the failure shows where executions are watched.
 
+Kestra 2.0 (``dependsOn``, ``window``, ``mode``, ``minSatisfied``, the trigger's ``when``;
+docs/semantics/kestra2.md): each ``dependsOn`` entry is a check of one window
+(:func:`triggers.windows.depends_on_window`); without ``states`` a dependsOn trigger looks
+at every state change (each entry filters on its own states, SUCCESS and WARNING by default)
+and a 2.0 trigger without dependsOn at the terminal states and PAUSED; the trigger's ``when``
+is tested once the window is updated, with the upstream execution's ``namespace``,
+``flowId``, ``state``, ``labels``, flow ``outputs`` and ``hasRetryAttempt``; the new
+execution's ``trigger.outputs`` are scoped by upstream flow id. A Loop iteration (Kestra's
+LOOP kind) never fires a Flow trigger.
+
 Parser: an hw.events ``ExecutionUpdated`` snapshot. Several snapshots show the same state (a
 label or an output changed since); a state change is identified by the length of the state
 history, so the execution a transition starts has one id however often it is seen.
@@ -43,17 +53,20 @@ from engine.bus.consumer import AsyncConsumer, Record
 from engine.errors import BusError
 from engine.reducer.states import TERMINAL
 from schemas.envelope import EnvelopeError, decode
-from triggers.conditions import condition_scope, simple_holds
+from triggers.conditions import condition_scope, simple_holds, when_holds
 from triggers.ids import multiple_coordinates
 from triggers.model import SourceContext, settle
 from triggers.payloads import MalformedPayload
-from triggers.windows import MULTIPLE, evaluate_windows, windows_of
+from triggers.windows import MULTIPLE, depends_scope, evaluate_windows, windows_of
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
 TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
+ANY_STATE = frozenset(
+    ("QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING", *TERMINAL_STATES)
+)
 EXECUTION_UPDATED = "ExecutionUpdated"
 # Executions whose last evaluated state change the source remembers (to skip the repeated
 # snapshots of one state); a forgotten one is evaluated again and starts the same id.
@@ -123,11 +136,19 @@ def evaluate(
     execution? ``windows`` is the trigger's window progress (id -> progress). ``seq`` is
     unused (kept for callers of the former signature)."""
     state = str(summary.get("state"))
-    if state == "CREATED":
-        return Outcome(False)
+    if state == "CREATED" or summary.get("kind") == "LOOP":  # a Loop iteration is no execution
+        return Outcome(False)  # of its own for Flow triggers (Kestra: only NORMAL ones)
     if summary.get("namespace") == namespace and summary.get("flow_id") == flow_id:
         return Outcome(False)
-    states = trigger.get("states") or TERMINAL_STATES
+    depends = bool(trigger.get("dependsOn"))
+    if trigger.get("states"):
+        states = trigger["states"]
+    elif depends:  # each dependsOn entry filters on its own states
+        states = ANY_STATE
+    elif "when" in trigger:  # Kestra 2.0's default: the terminal states and PAUSED
+        states = TERMINAL_STATES | {"PAUSED"}
+    else:
+        states = TERMINAL_STATES
     if state not in states:
         return Outcome(False)
     variables = parse(summary)
@@ -142,14 +163,32 @@ def evaluate(
     inputs = inputs_scope(namespace, flow_id, summary)
     blocks = windows_of(trigger)
     if not blocks:
+        if not when_holds(trigger, depends_scope(summary, inputs)):
+            return Outcome(False)
         return Outcome(True, state_coordinates(summary), variables, scope=inputs)
     result = evaluate_windows(blocks, windows, summary, scope, now)
     changed = result.windows if result.windows != windows else None
-    if not result.complete:
+    # Kestra 2.0 records what the execution met first, then tests the trigger's `when`.
+    if not result.complete or not when_holds(trigger, depends_scope(summary, inputs)):
         return Outcome(False, windows=changed)
+    if depends:
+        inputs["trigger"]["outputs"] = scoped_outputs(trigger, result.outputs)
     wid = blocks[0].id
     coordinates = multiple_coordinates(wid, result.execution_ids)
     return Outcome(True, coordinates, variables, changed, inputs)
+
+
+def scoped_outputs(trigger: JSON, by_flow: JSON) -> JSON:
+    """Kestra 2.0: ``trigger.outputs.<flowId>.<key>``; with a single dependsOn entry the
+    unscoped ``trigger.outputs.<key>`` works too (a flow id never hides an output key)."""
+    out: JSON = {}
+    entries = [d for d in trigger.get("dependsOn") or [] if isinstance(d, dict)]
+    if len(entries) == 1:
+        for flow_outputs in by_flow.values():
+            if isinstance(flow_outputs, dict):
+                out.update(flow_outputs)
+    out.update(by_flow)
+    return out
 
 
 # How many events one poll hands over; a batch is committed only when all its commands are in.

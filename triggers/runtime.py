@@ -42,12 +42,13 @@ from engine.reducer.ids import iso
 from engine.settings import Settings
 from schemas.envelope import EnvelopeError
 from triggers import model as m
+from triggers.conditions import when_holds
 from triggers.flow_trigger import FlowTriggerSource
 from triggers.follow import TopicFollower
 from triggers.model import Source, TriggerRef, trigger_config
 from triggers.payloads import MalformedPayload
 from triggers.polling import PollingDeps, polling_factory
-from triggers.start import build_start
+from triggers.start import build_start, event_scope
 from triggers.state import StateTable, TriggerState, decode_state, state_record
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ class _Context:
         flow = self._rt.flows.store.get(self.ref.namespace, self.ref.flow_id)
         if flow is None:
             raise HeadwaterError(f"flow of trigger {self.ref} is no longer deployed")
+        if self.trigger.get("type") not in _OWN_WHEN and not when_holds(
+            self.trigger, event_scope(self.ref, flow, variables)
+        ):
+            return _nothing()
         now = _now()
         cmd, problem = build_start(
             self.ref, flow, self.trigger, coordinates, variables, now,
@@ -440,6 +445,16 @@ class TriggerRuntime:
 # Triggers whose inputs Kestra types against the flow's (generateScheduledExecution calls
 # readExecutionInputs); a Flow trigger's inputs are passed as rendered.
 _TYPED_INPUTS = frozenset({m.SCHEDULE, m.SCHEDULE_ON_DATES})
+# Triggers that evaluate Kestra 2.0's `when` themselves, with their own variables (the tick,
+# the upstream execution); every other one is tested here, on each event it fires for.
+_OWN_WHEN = frozenset({m.SCHEDULE, m.FLOW})
+
+
+def _nothing() -> asyncio.Future[Any]:
+    """The future of a firing that a false `when` skipped: done, with nothing produced."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
 
 
 def typed_trigger_inputs(cmd: Any, flow: JSON) -> str | None:

@@ -49,6 +49,16 @@ def render_inputs(inputs: Any, variables: JSON) -> tuple[JSON, str | None]:
     return out, problem
 
 
+def event_scope(ref: TriggerRef, flow: JSON, variables: JSON) -> JSON:
+    """What a trigger event's expressions (its ``inputs``, Kestra 2.0's ``when``) render with:
+    ``trigger`` (the event's variables), ``flow`` and the flow's ``labels``."""
+    return {
+        "trigger": variables,
+        "flow": {"id": ref.flow_id, "namespace": ref.namespace, "revision": flow.get("revision")},
+        "labels": labels_of(flow.get("labels")),
+    }
+
+
 def build_start(
     ref: TriggerRef,
     flow: JSON,
@@ -65,11 +75,7 @@ def build_start(
 
     ``render_scope`` replaces the variables the trigger's ``inputs`` are rendered with."""
     exec_id = execution_id(ref.namespace, ref.flow_id, ref.trigger_id, coordinates)
-    scope = render_scope or {
-        "trigger": variables,
-        "flow": {"id": ref.flow_id, "namespace": ref.namespace, "revision": flow.get("revision")},
-        "labels": labels_of(flow.get("labels")),
-    }
+    scope = render_scope or event_scope(ref, flow, variables)
     rendered, problem = render_inputs(trigger.get("inputs"), scope)
     if inputs:
         rendered.update(inputs)

@@ -20,8 +20,9 @@ Kestra's behaviour, reproduced here once for every caller:
   them over lower-cased, so names are restored to their canonical form (``Content-Type``,
   ``X-Request-Id``), which is what HTTP/1.1 clients send. The caller's credentials
   (Authorization, Cookie) never travel into the execution, whose state is stored;
-- the trigger's ``conditions`` (Expression conditions over ``trigger.*``) must hold, else no
-  execution and HTTP 204; a disabled flow or trigger answers like an unknown key (404);
+- the trigger's ``conditions`` (Expression conditions over ``trigger.*``) must hold, and its
+  Kestra 2.0 ``when`` (rendered with ``trigger.body``/``headers``/``parameters``) be truthy,
+  else no execution and HTTP 204; a disabled flow or trigger answers like an unknown key (404);
 - the trigger's ``inputs`` are rendered with ``trigger.*`` and validated against the flow's
   declared inputs as any API-created execution's are; a failure is a 422, never an execution;
 - ours: a JSON body nested deeper than ``triggers.payloads.MAX_JSON_DEPTH`` is a 422
@@ -47,7 +48,7 @@ from engine.expressions import render
 from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.reducer.commands import StartExecution
 from schemas.envelope import new_id
-from triggers.conditions import condition_scope, simple_holds
+from triggers.conditions import condition_scope, simple_holds, when_holds
 from triggers.model import WEBHOOK, TriggerRef
 from triggers.payloads import MalformedPayload, loads_json
 from triggers.start import build_start, labels_of
@@ -209,6 +210,8 @@ def webhook_start(
             return WebhookResult(
                 CONDITIONS_NOT_MET, reason=f"condition {condition.get('type')} is not met"
             )
+    if not when_holds(trigger, scope):
+        return WebhookResult(CONDITIONS_NOT_MET, reason="the trigger's `when` is not met")
     key = _idempotency_key(headers)
     coordinates = f"webhook-key-{key}" if key else f"webhook-{new_id()}"
     ref = TriggerRef(namespace, flow_id, str(trigger.get("id")))

@@ -44,7 +44,7 @@ from typing import Any
 
 from engine.errors import ExpressionError
 from engine.expressions import render
-from engine.reducer.ids import iso, parse_iso
+from engine.reducer.ids import iso, make_id, parse_iso
 from schemas.flow.common import parse_duration
 from triggers.conditions import simple_holds
 
@@ -70,7 +70,21 @@ class Window:
     deadline: time | None = None
     reset_on_success: bool = True
     # name -> ("condition", condition) | ("flow", UpstreamFlow) | ("where", ExecutionFilter)
+    # | ("depends", a Kestra 2.0 dependsOn entry)
     checks: dict[str, tuple[str, JSON]] = field(default_factory=dict)
+    # Kestra 2.0: how many checks complete the window: ALL, ANY or AT_LEAST `min_satisfied`.
+    mode: str = "ALL"
+    min_satisfied: int = 1
+
+    def complete(self, met: set[str]) -> bool:
+        count = len(set(self.checks) & met)
+        if not self.checks:
+            return False
+        if self.mode == "ANY":
+            return count >= 1
+        if self.mode == "AT_LEAST":
+            return count >= self.min_satisfied
+        return count == len(self.checks)
 
 
 def _duration(value: Any) -> timedelta | None:
@@ -104,9 +118,101 @@ def _window(id_: str, tw: JSON, reset: Any, checks: dict[str, tuple[str, JSON]])
     )
 
 
+# Kestra 2.0: a dependsOn entry matches these states unless it lists its own.
+DEPENDS_ON_STATES = ("SUCCESS", "WARNING")
+
+
+def depends_on_window(trigger: JSON) -> Window:
+    """Kestra 2.0's ``dependsOn`` + ``window`` (Flow.DependsOnMultipleCondition and
+    Window.toTimeWindow): ``deadline`` -> DAILY_TIME_DEADLINE, ``from``/``to`` ->
+    DAILY_TIME_WINDOW, ``lookback`` -> SLIDING_WINDOW, else DURATION_WINDOW of ``every``
+    (default a day) shifted by ``offset``. Each entry is named by a hash of what it is, so
+    reordering entries keeps the progress. The window resets after firing when there is no
+    ``window`` or when ``fireOnce`` is true."""
+    spec = trigger.get("window") if isinstance(trigger.get("window"), dict) else None
+    tw: JSON = {}
+    if spec is not None:
+        if spec.get("deadline"):
+            tw = {"type": "DAILY_TIME_DEADLINE", "deadline": spec["deadline"]}
+        elif spec.get("from") and spec.get("to"):
+            tw = {"type": "DAILY_TIME_WINDOW", "startTime": spec["from"], "endTime": spec["to"]}
+        elif spec.get("lookback"):
+            tw = {"type": "SLIDING_WINDOW", "window": spec["lookback"]}
+        else:
+            tw = {"type": "DURATION_WINDOW", "window": spec.get("every")}
+            if spec.get("offset"):
+                tw["windowAdvance"] = spec["offset"]
+    reset = True if spec is None else _flag(spec.get("fireOnce"))
+    checks = {
+        _dependency_key(dep): ("depends", dep)
+        for dep in trigger.get("dependsOn") or []
+        if isinstance(dep, dict)
+    }
+    window = _window(f"depends_on_{trigger.get('id')}", tw, reset, checks)
+    window.mode = str(trigger.get("mode") or "ALL")
+    try:
+        window.min_satisfied = int(trigger.get("minSatisfied") or 1)
+    except (TypeError, ValueError):
+        window.min_satisfied = 1
+    return window
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _dependency_key(dep: JSON) -> str:
+    """Kestra's order-independent hash of an entry: namespace, flow id, when, states, labels."""
+    states = ",".join(sorted(str(s) for s in dep.get("states") or []))
+    raw = dep.get("labels")
+    labels: JSON = raw if isinstance(raw, dict) else {}
+    label_text = ",".join(f"{k}:{labels[k]}" for k in sorted(labels))
+    return make_id(
+        dep.get("namespace"), "_", dep.get("flowId"), dep.get("when"), states, label_text
+    )
+
+
+def depends_scope(execution: JSON, scope: JSON) -> JSON:
+    """What a dependsOn entry's (and a 2.0 Flow trigger's) ``when`` renders with: the
+    upstream execution's ``namespace``, ``flowId``, ``state``, ``labels``, flow ``outputs``
+    and ``hasRetryAttempt``, beside its ``execution``, ``inputs`` and ``trigger``."""
+    retried = any(len(run.get("attempts") or []) > 1 for run in execution.get("task_runs") or [])
+    return {
+        **scope,
+        "namespace": execution.get("namespace"),
+        "flowId": execution.get("flow_id"),
+        "state": execution.get("state"),
+        "labels": execution.get("labels") or {},
+        "outputs": execution.get("outputs") or {},
+        "hasRetryAttempt": retried,
+    }
+
+
+def _depends_holds(dep: JSON, execution: JSON, scope: JSON) -> bool:
+    """Flow.DependencyCondition (states default SUCCESS, WARNING; labels all present)."""
+    if dep.get("namespace") is not None and execution.get("namespace") != dep["namespace"]:
+        return False
+    if dep.get("flowId") is not None and execution.get("flow_id") != dep["flowId"]:
+        return False
+    if execution.get("state") not in (dep.get("states") or DEPENDS_ON_STATES):
+        return False
+    labels = dep.get("labels")
+    if isinstance(labels, dict):
+        have = execution.get("labels") or {}
+        if not all(k in have and str(have[k]) == str(v) for k, v in labels.items()):
+            return False
+    when = dep.get("when")
+    if when is None:
+        return True
+    return _truthy(render(str(when), depends_scope(execution, scope)).strip())
+
+
 def windows_of(trigger: JSON) -> list[Window]:
-    """The trigger's MultipleConditions (in order) and its preconditions."""
+    """The trigger's MultipleConditions (in order), its preconditions and its Kestra 2.0
+    ``dependsOn``."""
     out = []
+    if trigger.get("dependsOn"):
+        out.append(depends_on_window(trigger))
     for index, condition in enumerate(trigger.get("conditions") or []):
         if not isinstance(condition, dict) or condition.get("type") != MULTIPLE:
             continue
@@ -162,7 +268,9 @@ def bounds(w: Window, now: datetime) -> tuple[datetime, datetime]:
 
 
 def _of_day(t: time) -> timedelta:
-    return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
+    # A time with an offset (Kestra 2.0's `deadline: "09:00:00+01:00"`) is that time in UTC.
+    offset = t.utcoffset() or timedelta(0)
+    return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second) - offset
 
 
 def valid(progress: JSON, now: datetime) -> bool:
@@ -255,6 +363,8 @@ def _holds(check: tuple[str, JSON], execution: JSON, scope: JSON) -> bool:
             return _upstream_holds(spec, execution)
         if kind == "where":
             return _where_holds(spec, execution, scope)
+        if kind == "depends":
+            return _depends_holds(spec, execution, scope)
     except (ExpressionError, ValueError, re.error):
         return False  # Kestra logs "Evaluate Condition Failed" and counts it false
     return simple_holds(spec, execution, scope)
@@ -268,12 +378,15 @@ class Evaluation:
     windows: JSON  # the new progress of every window (absent: dropped)
     # The executions that met the sub-conditions of the completed windows (for the id).
     execution_ids: list[str] = field(default_factory=list)
+    # Kestra 2.0 dependsOn: the flow outputs of the upstream executions, by flow id.
+    outputs: JSON = field(default_factory=dict)
 
 
 def evaluate_windows(
     windows: list[Window], progress: JSON, execution: JSON, scope: JSON, now: datetime
 ) -> Evaluation:
     out: JSON = {wid: p for wid, p in progress.items() if isinstance(p, dict)}
+    matched = False  # this execution met a dependsOn entry
     for w in windows:
         current = out.get(w.id)
         if current is None or not valid(current, now):
@@ -290,17 +403,31 @@ def evaluate_windows(
         if met:
             results = dict(current.get("results") or {})
             results.update(met)
-            out[w.id] = {**current, "results": results}
+            updated = {**current, "results": results}
+            if w.id.startswith("depends_on_"):
+                matched = True
+                # Kestra 2.0 passes each upstream flow's outputs on, by flow id.
+                kept = dict(current.get("outputs") or {})
+                kept[str(execution.get("flow_id"))] = execution.get("outputs") or {}
+                updated["outputs"] = kept
+            out[w.id] = updated
     complete = bool(windows) and all(
-        w.checks and set(w.checks) <= set((out.get(w.id) or {}).get("results") or {})
-        for w in windows
+        w.complete(set((out.get(w.id) or {}).get("results") or {})) for w in windows
     )
+    if any(w.id.startswith("depends_on_") for w in windows) and not matched:
+        # Only an execution that meets an entry fires a dependsOn trigger: a window kept
+        # complete (fireOnce false) must not fire for every other execution evaluated
+        # (early Kestra 2.0 builds did: their migration guide warns about it).
+        complete = False
     ids: set[str] = set()
+    outputs: JSON = {}
     for w in windows:
-        results = (out.get(w.id) or {}).get("results") or {}
-        if w.checks and set(w.checks) <= set(results):
+        current = out.get(w.id) or {}
+        results = current.get("results") or {}
+        if w.complete(set(results)):
             if complete:
                 ids.update(str(v) for v in results.values())
+                outputs.update(current.get("outputs") or {})
             if w.reset_on_success:
                 out.pop(w.id, None)
-    return Evaluation(complete, out, sorted(ids))
+    return Evaluation(complete, out, sorted(ids), outputs)

@@ -20,6 +20,7 @@ from engine.api import (
     routes_flows,
     routes_namespace_files,
     routes_ops,
+    routes_outputs,
     routes_webhooks,
 )
 from engine.api.auth import Authenticator
@@ -80,6 +81,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.include_router(
         routes_namespace_files.router(services), prefix=API_PREFIX, dependencies=[protect]
     )
+    app.include_router(routes_outputs.router(services), prefix=API_PREFIX, dependencies=[protect])
     app.include_router(routes_ops.router(services, protect))
     app.include_router(dashboard.router(services, protect))
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

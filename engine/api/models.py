@@ -56,12 +56,14 @@ class FlowOut(_Out):
     labels: JSON = Field(default_factory=dict)
     deleted: bool = False
     updated: datetime | None = None
+    draft: bool = Field(False, description="A draft revision (kept, never executed).")
 
 
 class FlowRevisionOut(_Out):
     revision: int
     source: str
     deployedAt: datetime
+    draft: bool = Field(False, description="A draft revision (kept, never executed).")
 
 
 class FlowSummary(_Out):
@@ -118,6 +120,14 @@ class ExecutionOut(_Out):
     )
     metadata: JSON | None = Field(
         None, description="Kestra's ExecutionMetadata: attemptNumber (1, then one per retry)."
+    )
+    kind: str | None = Field(
+        None, description="Kestra 2.0's ExecutionKind: LOOP for a Loop iteration, else null."
+    )
+    loopRun: JSON | None = Field(
+        None,
+        description="A Loop iteration's place: taskId and taskRunId of the parent's Loop, "
+        "index, value, key.",
     )
     taskRunList: list[TaskRunOut] | None = None
 
@@ -238,7 +248,21 @@ def execution_from_row(row: Any, task_runs: list[Any] | None = None) -> Executio
         originalId=row["original_execution_id"] or row["id"],
         metadata={"attemptNumber": _retry_number(row) + 1},
         taskRunList=None if task_runs is None else [task_run_from_row(t) for t in task_runs],
+        **_loop_of(row),
     )
+
+
+def _loop_of(row: Any) -> JSON:
+    """A Loop iteration's kind and place, from its parent reference."""
+    try:
+        parent = _json(row["parent"])
+    except (KeyError, IndexError):  # a row read without the column
+        return {}
+    if not isinstance(parent, dict) or parent.get("kind") != "LOOP":
+        return {}
+    keys = ("task_id", "task_run_id", "index", "value", "key")
+    names = ("taskId", "taskRunId", "index", "value", "key")
+    return {"kind": "LOOP", "loopRun": {n: parent.get(k) for n, k in zip(names, keys, strict=True)}}
 
 
 def _retry_number(row: Any) -> int:

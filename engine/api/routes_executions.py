@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -40,6 +40,7 @@ from engine.api.submissions import (
     unknown_inputs,
 )
 from engine.bus.wire import command_record
+from engine.flows.checks import BLOCK, FAIL, evaluate_checks
 from engine.flows.inputs import InputValidationError, flow_default_renderer, resolve_inputs
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.commands import (
@@ -91,7 +92,7 @@ WHERE t.execution_id = $1
 """
 _COLUMNS = (
     "id, namespace, flow_id, flow_revision, state, labels, inputs, outputs, trigger,"
-    " parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
+    " parent, parent_execution_id, original_execution_id, retry_number, start_date, end_date,"
     " duration_ms, state_history, last_seq"
 )
 _TERMINAL = frozenset(s.value for s in State if s.is_terminal)
@@ -158,7 +159,10 @@ async def start_execution(
     declared input is resolved (value, else its default; a required one without either is a
     422 "missing required input"; values are typed); inputs the flow does not declare are not
     kept (Kestra drops them silently; Headwater names them in ``unknownInputs`` and in a WARN
-    line of the execution). ``scheduleDate``: the execution waits in CREATED until then."""
+    line of the execution). ``scheduleDate``: the execution waits in CREATED until then.
+    The flow's ``checks`` are tested on the typed inputs (:mod:`engine.flows.checks`): a
+    BLOCK_EXECUTION failure is a 422 and nothing starts, FAIL_EXECUTION creates the
+    execution FAILED."""
     services.require_bus()
     record = services.store.record(namespace, flow_id)
     if record is None or record.flow is None:
@@ -189,6 +193,14 @@ async def start_execution(
             errors=[p.to_dict() for p in exc.problems],
         ) from exc
     notes = [f"input '{name}' is not declared by the flow: ignored" for name in unknown]
+    checked = evaluate_checks(flow, inputs)
+    if checked.behavior == BLOCK:
+        raise ProblemError(
+            422,
+            "Flow execution blocked",
+            checked.blocked_message(),
+            errors=[f.to_dict() for f in checked.failed],
+        )
     command = StartExecution(
         command_id=new_id(),
         execution_id=execution_id,
@@ -201,6 +213,7 @@ async def start_execution(
         created=format_time(datetime.now(UTC)),
         scheduled=None if scheduled is None else format_time(_utc(scheduled)),
         notes=notes,
+        error=checked.failed_message() if checked.behavior == FAIL else None,
     )
     await _send(services, command)
     return ExecutionCreated(
@@ -269,6 +282,16 @@ def router(services: ApiServices) -> APIRouter:
         endDate: Annotated[datetime | None, Query(description="Started before.")] = None,
         size: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query()] = None,
+        parentExecutionId: Annotated[
+            str | None, Query(description="Children of this execution (subflows, iterations).")
+        ] = None,
+        kind: Annotated[
+            Literal["NORMAL", "LOOP"] | None,
+            Query(
+                description="NORMAL: no Loop iterations (the default without "
+                "parentExecutionId); LOOP: only Loop iterations (Kestra 2.0)."
+            ),
+        ] = None,
     ) -> ExecutionPage:
         where, args = ["true"], []
 
@@ -281,6 +304,13 @@ def router(services: ApiServices) -> APIRouter:
             where.append(f"(namespace = {p} OR namespace LIKE {p} || '.%')")
         if flowId is not None:
             where.append(f"flow_id = {arg(flowId)}")
+        if parentExecutionId is not None:
+            where.append(f"parent_execution_id = {arg(parentExecutionId)}")
+        if kind == "LOOP":
+            where.append("parent->>'kind' = 'LOOP'")
+        elif kind == "NORMAL" or parentExecutionId is None:
+            # A Loop iteration is part of its parent, not an execution users list.
+            where.append("(parent IS NULL OR parent->>'kind' IS DISTINCT FROM 'LOOP')")
         if state:
             where.append(f"state = ANY({arg([s.value for s in state])}::text[])")
         if labels:

@@ -4,6 +4,9 @@ A deploy validates with :func:`engine.flows.load_flow` (every problem, with line
 as a 422 problem), numbers the revision from the flow store (the in-memory view of hw.flows),
 waits for the broker's ack and applies the record to the local store at once, so an execution
 can be started right after. Re-posting an unchanged source makes no new revision.
+``?draft=true`` saves a Kestra 2.0 draft revision: numbered and listed with the others
+(``draft: true``), never executed (the flow's current definition stays the latest revision
+that is not a draft).
 """
 
 from __future__ import annotations
@@ -86,7 +89,15 @@ def _flow_out(record: FlowRecord) -> FlowOut:
         labels=labels if isinstance(labels, dict) else {},
         deleted=record.deleted,
         updated=None,
+        draft=record.draft,
     )
+
+
+# Kestra 2.0: a draft revision is saved and listed but never executes (executions, triggers
+# and subflows keep using the latest revision that is not a draft).
+_Draft = Annotated[
+    bool, Query(description="Save as a draft revision: kept and listed, never executed.")
+]
 
 
 def router(services: ApiServices) -> APIRouter:
@@ -97,9 +108,9 @@ def router(services: ApiServices) -> APIRouter:
     async def produce(kv: KeyValue) -> None:
         await services.produce(services.topics.flows.name, kv)
 
-    async def deploy(text: str, flow: Flow) -> FlowOut:
+    async def deploy(text: str, flow: Flow, draft: bool = False) -> FlowOut:
         services.require_bus()
-        return _flow_out(await deploy_flow(services.store, produce, text, flow))
+        return _flow_out(await deploy_flow(services.store, produce, text, flow, draft=draft))
 
     @api.post(
         "",
@@ -108,9 +119,9 @@ def router(services: ApiServices) -> APIRouter:
         openapi_extra=YAML_BODY,
         responses=problem_responses(400, 413, 422),
     )
-    async def create_flow(request: Request) -> FlowOut:
+    async def create_flow(request: Request, draft: _Draft = False) -> FlowOut:
         text = await _yaml_text(request)
-        return await deploy(text, _load(text))
+        return await deploy(text, _load(text), draft)
 
     @api.post(
         "/validate",
@@ -176,7 +187,9 @@ def router(services: ApiServices) -> APIRouter:
         openapi_extra=YAML_BODY,
         responses=problem_responses(400, 413, 422),
     )
-    async def update_flow(namespace: str, flow_id: str, request: Request) -> FlowOut:
+    async def update_flow(
+        namespace: str, flow_id: str, request: Request, draft: _Draft = False
+    ) -> FlowOut:
         text = await _yaml_text(request)
         flow = _load(text)
         if (flow.namespace, flow.id) != (namespace, flow_id):
@@ -185,7 +198,7 @@ def router(services: ApiServices) -> APIRouter:
                 "Flow id mismatch",
                 f"the YAML defines {flow.namespace}/{flow.id}, not {namespace}/{flow_id}",
             )
-        return await deploy(text, flow)
+        return await deploy(text, flow, draft)
 
     @api.get(
         "/{namespace}/{flow_id}",
@@ -214,7 +227,7 @@ def router(services: ApiServices) -> APIRouter:
     )
     async def flow_revisions(namespace: str, flow_id: str) -> list[FlowRevisionOut]:
         rows = await services.fetch(
-            "SELECT revision, source, deployed_at FROM flow_revisions"
+            "SELECT revision, source, deployed_at, draft FROM flow_revisions"
             " WHERE namespace = $1 AND id = $2 ORDER BY revision",
             namespace,
             flow_id,
@@ -222,7 +235,12 @@ def router(services: ApiServices) -> APIRouter:
         if not rows:
             raise ProblemError(404, "Flow not found", f"no flow {namespace}/{flow_id}")
         return [
-            FlowRevisionOut(revision=r["revision"], source=r["source"], deployedAt=r["deployed_at"])
+            FlowRevisionOut(
+                revision=r["revision"],
+                source=r["source"],
+                deployedAt=r["deployed_at"],
+                draft=bool(r["draft"]),
+            )
             for r in rows
         ]
 

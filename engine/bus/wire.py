@@ -294,6 +294,8 @@ class FlowRecord:
     source: str | None = None
     flow: JSON | None = None
     at: str | None = None
+    # A draft revision (Kestra 2.0): kept and listed, never the revision that executes.
+    draft: bool = False
 
 
 def flow_deployed_record(
@@ -303,8 +305,11 @@ def flow_deployed_record(
     source: str,
     flow: JSON,
     deployed_at: datetime | None = None,
+    *,
+    draft: bool = False,
 ) -> KeyValue:
-    """A deployed revision; ``flow`` is the normalized engine dict (its revision is set)."""
+    """A deployed revision; ``flow`` is the normalized engine dict (its revision is set).
+    A ``draft`` revision is recorded but never executes."""
     when = deployed_at or _now()
     payload = {
         "namespace": namespace,
@@ -314,6 +319,8 @@ def flow_deployed_record(
         "flow": {**flow, "revision": revision},
         "deployed_at": _format_time(when),
     }
+    if draft:
+        payload["draft"] = True
     env = Envelope.new(FLOW_DEPLOYED, "", revision, payload, occurred=when)
     return _key(flow_key(namespace, flow_id)), encode(env)
 
@@ -339,7 +346,7 @@ def decode_flow(value: bytes) -> FlowRecord:
         if env.type == FLOW_DEPLOYED:
             return FlowRecord(
                 p["namespace"], p["id"], int(p["revision"]), False, p["source"], p["flow"],
-                p.get("deployed_at"),
+                p.get("deployed_at"), bool(p.get("draft", False)),
             )  # fmt: skip
         if env.type == FLOW_DELETED:
             return FlowRecord(

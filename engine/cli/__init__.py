@@ -31,6 +31,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("run", "engine.cli.run", "Deploy and run a flow; watch it; exit with its outcome."),
     ("execution", "engine.cli.execution", "List, show, follow, kill, resume, restart executions."),
     ("plugins", "engine.cli.plugins", "List the task, trigger and condition types available."),
+    ("migrate", "engine.cli.migrate", "Rewrite Kestra 1.x flows in Kestra 2.0's flow language."),
 ]
 _GROUP = {name: (module, help_line) for name, module, help_line in GROUPS}
 

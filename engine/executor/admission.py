@@ -46,8 +46,9 @@ ENDED_MEMORY = 512
 
 
 def needs_admission(cmd: StartExecution) -> bool:
-    """Whether a StartExecution must go through the admission step first."""
-    return needs_admission_flow(cmd.flow)
+    """Whether a StartExecution must go through the admission step first (a Loop iteration
+    never does: it is part of its parent, which holds the slot)."""
+    return cmd.loop is None and needs_admission_flow(cmd.flow)
 
 
 def needs_admission_flow(flow: Any) -> bool:

@@ -251,7 +251,12 @@ class BatchDecider:
         self.store.put(partition, new)
         dirty[new.execution_id] = new
         follow_ups = self._emit(decision, new, partition, now, result)
-        if not was_terminal and new.state.is_terminal and adm.needs_admission_flow(new.flow):
+        if (
+            not was_terminal
+            and new.state.is_terminal
+            and new.loop is None  # a Loop iteration held no slot
+            and adm.needs_admission_flow(new.flow)
+        ):
             result.records.append(
                 adm.release_for(
                     self.topics.admission.name, new.namespace, new.flow_id, new.execution_id,

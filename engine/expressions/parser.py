@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.expressions import (  # noqa: F401  (importing registers the builtins)
+    calendar,
     dates,
     filters,
     functions,

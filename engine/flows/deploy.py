@@ -32,14 +32,19 @@ from schemas.flow import Flow
 Produce = Callable[[KeyValue], Awaitable[None]]
 
 
-async def deploy_flow(store: FlowStore, produce: Produce, source: str, flow: Flow) -> FlowRecord:
-    """Deploy ``source`` (already loaded as ``flow``); the record now current."""
-    current = store.record(flow.namespace, flow.id)
-    if current is not None and current.source == source:
+async def deploy_flow(
+    store: FlowStore, produce: Produce, source: str, flow: Flow, *, draft: bool = False
+) -> FlowRecord:
+    """Deploy ``source`` (already loaded as ``flow``); the record now current. A ``draft``
+    revision is numbered and kept like any other but never executes (Kestra 2.0)."""
+    current = store.record(flow.namespace, flow.id, drafts=draft)
+    if current is not None and current.source == source and current.draft == draft:
         return current
     seen = [r.revision for r in store.revisions(flow.namespace, flow.id)]
     revision = max(seen, default=0) + 1
-    kv = flow_deployed_record(flow.namespace, flow.id, revision, source, flow_to_dict(flow))
+    kv = flow_deployed_record(
+        flow.namespace, flow.id, revision, source, flow_to_dict(flow), draft=draft
+    )
     await produce(kv)
     record = decode_flow(kv[1])
     store.apply(record)

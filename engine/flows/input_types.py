@@ -222,14 +222,41 @@ def _duration(spec: Mapping[str, Any], value: Any) -> str:
 
 
 def _json(spec: Mapping[str, Any], value: Any) -> Any:
-    if not isinstance(value, str):
-        return value  # already parsed (a JSON API body carries maps and lists)
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidValue(
+                "JSON", f"Expected `JSON` but received `{shown(value)}`: {exc}"
+            ) from None
+    schema = spec.get("jsonSchema")
+    if schema is not None and not (isinstance(schema, str) and not schema.strip()):
+        _check_schema(schema, value)
+    return value
+
+
+def _check_schema(schema: Any, value: Any) -> None:
+    """Kestra 2.0's JsonInput.validate: the value must match the input's ``jsonSchema``
+    (draft 2020-12; Kestra lists every violation, "it must match the json schema: ...")."""
+    import jsonschema
+
+    if isinstance(schema, str):
+        try:
+            schema = orjson.loads(schema)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidValue("JSON", f"Invalid JSON content or schema: {exc}") from None
     try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    except jsonschema.SchemaError as exc:
+        raise InvalidValue("JSON", f"Invalid JSON schema: {exc.message}") from None
+    if errors:
+        found = "; ".join(
+            f"{'/'.join(str(p) for p in e.absolute_path) or '$'}: {e.message}" for e in errors
+        )
         raise InvalidValue(
-            "JSON", f"Expected `JSON` but received `{shown(value)}`: {exc}"
-        ) from None
+            "JSON matching its jsonSchema", f"it must match the json schema: {found}"
+        )
 
 
 def _yaml(spec: Mapping[str, Any], value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from engine.flows.dialect import Construct, conflicts, mixed
 from engine.flows.model_errors import Located, problems_from_validation
 from engine.flows.normalize import normalize_flow_dict
 from engine.flows.problems import FlowProblem, FlowValidationError, format_path
@@ -67,16 +68,45 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
     data = normalize_flow_dict(doc.data)
     located: list[Located] = []
     flow: Flow | None = None
+    # A 2.0 construct given a 1.x property (or the reverse) is reported by the dialect check,
+    # which says which dialect each side is; the model's "unknown property" there is noise.
+    dialect_conflicts = conflicts(doc.data)
+    noisy = {path for path, *_ in dialect_conflicts}
     try:
         flow = Flow.model_validate(data)
     except ValidationError as exc:
-        located.extend(problems_from_validation(exc, data, Flow))
+        located.extend(
+            item for item in problems_from_validation(exc, data, Flow) if item[0] not in noisy
+        )
     located.extend(semantic_problems(data))
+    located.extend(dialect_conflicts)
     problems.extend(_once_per_type(_place(item, doc, filename) for item in located))
+    both = mixed(doc.data, frozenset(noisy))
+    if both is not None:
+        problems.append(_mixed_problem(both, doc, filename))
     if problems or flow is None:
         flow_id = data.get("id") if isinstance(data.get("id"), str) else None
         raise FlowValidationError(problems, flow_id=flow_id)
     return flow
+
+
+def _mixed_problem(
+    both: tuple[Construct, Construct], doc: MarkedDocument, filename: str
+) -> FlowProblem:
+    """One flow written in both dialects: reported where its first 2.0 construct is,
+    naming the first 1.x one and its line."""
+    new, old = both
+    line, column = locate(doc.root, new.path, at_key=new.at_key)
+    old_line, _ = locate(doc.root, old.path, at_key=old.at_key)
+    return FlowProblem(
+        filename,
+        line,
+        column,
+        format_path(new.path),
+        f"this flow mixes Kestra 2.0 and Kestra 1.x: {new.what} (Kestra 2.0) here, and "
+        f"{old.what} (Kestra 1.x) at line {old_line} ({format_path(old.path)})",
+        "one dialect per flow (`headwater migrate` rewrites a 1.x flow as 2.0)",
+    )
 
 
 def expression_warnings(text: str, filename: str = "<flow>") -> list[FlowProblem]:

@@ -9,6 +9,10 @@ revisions, trigger sources find their flows.
 
 A deleted flow keeps its revisions readable by number (a running execution pinned to a
 revision still resolves its subflow revision), but ``get`` without a revision returns None.
+
+A draft revision (Kestra 2.0) is kept and listed by ``revisions`` but never executes: ``get``
+and ``record`` skip it (the latest revision is the latest that is not a draft; asked by
+number, a draft is None) unless ``drafts=True``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ _BATCH = 2000
 @dataclass(slots=True)
 class _Flow:
     revisions: dict[int, FlowRecord] = field(default_factory=dict)
-    latest: int = 0
+    latest: int = 0  # the latest revision that is not a draft (0: none)
     deleted: bool = False
 
 
@@ -60,7 +64,7 @@ class FlowStore:
                 entry.deleted = True
             return
         entry.revisions[record.revision] = record
-        if record.revision >= entry.latest:
+        if record.revision >= entry.latest and not record.draft:
             entry.latest = record.revision
             entry.deleted = False
 
@@ -71,14 +75,17 @@ class FlowStore:
         return record.flow if record is not None else None
 
     def record(
-        self, namespace: str, flow_id: str, revision: int | None = None
+        self, namespace: str, flow_id: str, revision: int | None = None, *, drafts: bool = False
     ) -> FlowRecord | None:
         entry = self._flows.get(flow_key(namespace, flow_id))
         if entry is None:
             return None
         if revision is None:
+            if drafts and entry.revisions:
+                return entry.revisions[max(entry.revisions)]
             return None if entry.deleted else entry.revisions.get(entry.latest)
-        return entry.revisions.get(revision)
+        found = entry.revisions.get(revision)
+        return None if found is None or (found.draft and not drafts) else found
 
     def revisions(self, namespace: str, flow_id: str) -> list[FlowRecord]:
         entry = self._flows.get(flow_key(namespace, flow_id))

@@ -149,6 +149,7 @@ class FlowRevisionRow:
     source: str
     flow: JSON
     deployed_at: datetime
+    draft: bool = False
 
     @property
     def secrets(self) -> list[str]:
@@ -348,6 +349,7 @@ class BatchBuilder:
                     str(p.get("source") or ""),
                     p.get("flow") or {},
                     parse_time(p.get("deployed_at")) or env.occurred,
+                    bool(p.get("draft", False)),
                 )
             )
         elif env.type == "FlowDeleted":

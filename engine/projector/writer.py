@@ -108,8 +108,9 @@ WHERE execution_id = $1 AND ($2::text[] IS NULL OR level = ANY($2::text[]))
 """
 
 _REVISIONS_SQL = """
-INSERT INTO flow_revisions (namespace, id, revision, source, flow, secret_inputs, deployed_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7)
+INSERT INTO flow_revisions (namespace, id, revision, source, flow, secret_inputs, deployed_at,
+    draft)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::text[], $7, $8)
 ON CONFLICT (namespace, id, revision) DO NOTHING
 """
 
@@ -243,7 +244,10 @@ async def _write_flows(conn: Any, batch: RowBatch, secrets: SecretCache) -> None
             flow_json,
             secret_ids,
             f.deployed_at,
+            f.draft,
         )
+        if f.draft:  # kept with the revisions only: never the current definition
+            continue
         labels = f.flow.get("labels")
         await conn.execute(
             _FLOWS_SQL,

@@ -84,6 +84,10 @@ class StartExecution(Command):
     # Why the execution cannot run (a trigger's inputs that did not render): it is created
     # FAILED with this message at ERROR, never started with half-rendered inputs.
     error: str | None = None
+    # A Kestra 2.0 Loop iteration (engine.reducer.flow_loop.LoopRef as a dict): this
+    # execution runs the Loop's tasks of its parent's flow for one value, and tells the
+    # parent's Loop task run how it ends.
+    loop: JSON | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -183,7 +187,10 @@ class SetLabels(Command):
 
 @dataclass(slots=True, kw_only=True)
 class ChildExecutionEnded(Command):
-    """A subflow child execution reached a terminal state (sent to the parent execution)."""
+    """A subflow child execution reached a terminal state (sent to the parent execution).
+
+    A Loop iteration also sends it when it is PAUSED and when it runs again (``state``
+    PAUSED or RUNNING, ``loop_index`` set): the parent's Loop follows its iterations."""
 
     type: ClassVar[str] = "ChildExecutionEnded"
     child_execution_id: str
@@ -196,6 +203,8 @@ class ChildExecutionEnded(Command):
     error: str | None = None
     # Why the outputs could not be extracted (Kestra fails the parent's task).
     outputs_error: str | None = None
+    # A Loop iteration's index (None for a subflow child).
+    loop_index: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -39,6 +39,9 @@ class Flowable:
     """How one flowable type behaves. Subclasses override what they need."""
 
     types: ClassVar[tuple[str, ...]] = ()
+    # Whether the run may be sent to a worker as a job, whose result then comes to
+    # :meth:`on_job_result` (a Loop reading its values from a storage file).
+    takes_job_results: ClassVar[bool] = False
 
     def start(self, ctx: Ctx, run: TaskRun, task: JSON) -> None:
         ctx.set_state(run, State.RUNNING)
@@ -56,6 +59,27 @@ class Flowable:
 
     def on_child_ended(self, ctx: Ctx, run: TaskRun, task: JSON, ended: Any) -> None:
         """A child execution started by this run ended (``ended``: ChildExecutionEnded)."""
+
+    def on_job_result(
+        self,
+        ctx: Ctx,
+        run: TaskRun,
+        task: JSON,
+        state: State,
+        outputs: JSON,
+        error: str | None,
+    ) -> None:
+        """The job this run sent to a worker ended (see ``takes_job_results``)."""
+
+    def on_kill(self, ctx: Ctx, run: TaskRun) -> bool:
+        """The execution is being killed: stop what this run started elsewhere; True when
+        the run is then KILLED at once (it has nothing of its own left to wait for)."""
+        return False
+
+    def on_restart(self, ctx: Ctx, run: TaskRun) -> bool:
+        """The execution restarts and this failed run restarts its own children (True), or
+        it is made anew (False, the default)."""
+        return False
 
 
 FLOWABLES: dict[str, Flowable] = {}
@@ -469,6 +493,8 @@ class Ctx:
             # Rebuilt whenever a run changes: only for the tasks that read it (a big loop
             # would otherwise rebuild it for every job it dispatches).
             variables["tasks"] = self.tasks_map()
+        if st.loop is not None:
+            _iteration_variables(variables, st.loop, st.variables)
         inputs = self.input_variables()
         if inputs:  # Kestra leaves `inputs` undefined when there are none at all
             variables["inputs"] = inputs
@@ -530,6 +556,27 @@ def mentions_tasks(task: JSON) -> bool:
         _MENTIONS.clear()
     _MENTIONS[id(task)] = (task, found)
     return found
+
+
+def _iteration_variables(variables: JSON, loop: JSON, own_vars: JSON | None) -> None:
+    """What a Loop iteration's tasks see beyond their own execution (Kestra 2.0's
+    RunVariables for a LOOP execution): ``item``, the parent's task outputs (as they were
+    when the iteration started) under its own, the parent's ``execution`` and ``vars``."""
+    item: JSON = {"index": loop.get("index"), "value": loop.get("value")}
+    if loop.get("key") is not None:
+        item["key"] = loop["key"]
+    parents = loop.get("parents") or []
+    if parents:
+        item["parent"] = parents[-1]
+        item["parents"] = parents
+    variables["item"] = item
+    inherited = loop.get("outputs")
+    if inherited:
+        variables["outputs"] = {**inherited, **variables["outputs"]}
+    if isinstance(loop.get("execution"), dict):
+        variables["execution"] = loop["execution"]
+    if own_vars is None and loop.get("vars") is not None:
+        variables["vars"] = loop["vars"]
 
 
 def _taskrun_variables(run: TaskRun) -> JSON:

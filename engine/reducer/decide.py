@@ -18,6 +18,7 @@ from typing import Any
 from engine.reducer import (  # registers flowables
     flow_basic,
     flow_each,
+    flow_loop,
     flow_resume,
     flow_subflow,
     flow_wait,
@@ -49,7 +50,7 @@ from engine.reducer.model import (
 from engine.reducer.scope import end_flowable
 from engine.reducer.states import State
 
-_REGISTERED = (flow_basic, flow_each, flow_resume, flow_subflow, flow_wait)
+_REGISTERED = (flow_basic, flow_each, flow_loop, flow_resume, flow_subflow, flow_wait)
 
 
 def decide(

@@ -13,6 +13,7 @@ from engine.errors import ExpressionError
 from engine.flows.input_types import InvalidValue, parse_value
 from engine.reducer import sla
 from engine.reducer.context import FLOWABLES, Ctx
+from engine.reducer.flow_loop import iteration_notice
 from engine.reducer.flow_subflow import CORRELATION_LABEL, kill_child
 from engine.reducer.ids import make_id, retry_execution_id, seconds_between
 from engine.reducer.model import (
@@ -58,6 +59,7 @@ def new_state(cmd: StartExecution, now: str) -> ExecutionState:
         original_execution_id=cmd.original_execution_id,
         original_start=cmd.original_start or created,
         retry_number=cmd.retry_number,
+        loop=cmd.loop,
     )
     for data in cmd.seed_task_runs or []:
         run = TaskRun.from_dict(data)
@@ -69,7 +71,7 @@ def new_state(cmd: StartExecution, now: str) -> ExecutionState:
 
 def begin(ctx: Ctx) -> None:
     ctx.set_exec_state(State.RUNNING)
-    if ctx.state.flow.get("sla"):
+    if ctx.state.flow.get("sla") and ctx.state.loop is None:  # the parent holds the SLA
         sla.arm(ctx)
     advance(ctx)
 
@@ -85,13 +87,14 @@ def advance(ctx: Ctx) -> None:
         return
     if st.state == State.RESTARTED:  # ExecutorService.handleRestart, before handleEnd
         ctx.set_exec_state(State.RUNNING)
-    if st.flow.get("sla"):
+    if st.flow.get("sla") and st.loop is None:
         ending = sla.check_assertions(ctx)
         if ending is not None:
             end(ctx, ending)
             return
-    flow = st.flow
-    final = run_scope(ctx, None, flow.get("tasks"), flow.get("errors"), flow.get("finally"), [])
+    # A Loop iteration runs only the Loop's tasks (Kestra 2.0's LOOP sub-execution).
+    root = ctx.tasks.get(str(st.loop["task_id"]), {}) if st.loop is not None else st.flow
+    final = run_scope(ctx, None, root.get("tasks"), root.get("errors"), root.get("finally"), [])
     if final is not None:
         end(ctx, final)
         return
@@ -100,8 +103,12 @@ def advance(ctx: Ctx) -> None:
     paused = any(r.state == State.PAUSED for r in st.task_runs.values())
     if paused and st.state == State.RUNNING:
         ctx.set_exec_state(State.PAUSED)
+        if st.loop is not None:
+            ctx.decision.commands.append(iteration_notice(st, State.PAUSED, None, None))
     elif not paused and st.state == State.PAUSED:
         ctx.set_exec_state(State.RUNNING)
+        if st.loop is not None:
+            ctx.decision.commands.append(iteration_notice(st, State.RUNNING, None, None))
 
 
 def _render_outputs(ctx: Ctx) -> JSON | None:
@@ -162,6 +169,9 @@ def end(ctx: Ctx, final: State, *, exited: bool = False) -> None:
     st = ctx.state
     if st.killing:
         final = State.KILLED
+    if st.loop is not None:
+        _end_iteration(ctx, final)
+        return
     outputs_error: str | None = None
     if not exited:
         try:
@@ -195,6 +205,35 @@ def end(ctx: Ctx, final: State, *, exited: bool = False) -> None:
             outputs_error=error,
         )
         ctx.decision.commands.append(OutgoingCommand(command))
+
+
+def _end_iteration(ctx: Ctx, final: State) -> None:
+    """A Loop iteration ended: its declared ``outputs`` (a failure to render or type them
+    fails it), then its parent's Loop is told. No flow outputs, listeners, afterExecution or
+    retry as a new execution: those belong to the parent (Kestra's LOOP kind)."""
+    st = ctx.state
+    loop = ctx.tasks.get(str(st.loop["task_id"] if st.loop else ""), {})
+    outputs: JSON | None = None
+    error: str | None = None
+    specs = loop.get("outputs")
+    if isinstance(specs, list) and specs and final != State.KILLED:
+        try:
+            variables = ctx.variables(None)
+            outputs = {}
+            for spec in specs:
+                if isinstance(spec, dict) and "id" in spec:
+                    value = ctx.renderer.render_value(spec.get("value"), variables)
+                    outputs[str(spec["id"])] = typed_output(spec, value)
+        except (ExpressionError, ValueError, TypeError) as exc:
+            error = str(getattr(exc, "message", exc))
+            ctx.log("ERROR", f"Failed to render output values: {error}")
+            outputs = None
+            final = State.FAILED
+    st.outputs = outputs
+    ctx.set_exec_state(final)
+    for timer_id in list(st.timers):
+        ctx.cancel(timer_id)
+    ctx.decision.commands.append(iteration_notice(st, final, outputs, error))
 
 
 def _after_end_tasks(ctx: Ctx) -> list[JSON]:
@@ -321,6 +360,9 @@ def kill(ctx: Ctx) -> None:
             continue
         handler = FLOWABLES.get(run.type)
         if handler is not None:
+            if handler.on_kill(ctx, run):
+                ctx.set_state(run, State.KILLED)
+                continue
             if run.state in (State.PAUSED, State.RETRYING) or run.data.get("waiting"):
                 ctx.set_state(run, State.KILLED)
                 ctx.cancel_for(run)
@@ -384,6 +426,8 @@ def restart_subtree(ctx: Ctx, root: TaskRun | None) -> None:
         if handler is None:
             task = ctx.task_of(run)
             ctx.dispatch(run, task, timeout_of(task))
+        elif handler.on_restart(ctx, run):  # it restarts its own children (a Loop)
+            ctx.set_state(run, State.RUNNING)
         elif has_failed_child or run.type.endswith(".Pause"):
             ctx.set_state(run, State.RUNNING)
             run.data.pop("waiting", None)
@@ -433,6 +477,7 @@ def replay(ctx: Ctx, task_run_id: str | None, new_execution_id: str) -> None:
         created=ctx.now,
         seed_task_runs=seed,
         original_execution_id=st.execution_id,
+        loop=st.loop,  # a replayed Loop iteration replaces the iteration in its loop
     )
     ctx.decision.commands.append(OutgoingCommand(command))
     ctx.log("INFO", f"replayed into execution {new_execution_id} ({len(seed)} task runs kept)")

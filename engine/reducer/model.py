@@ -324,6 +324,8 @@ class ExecutionState:
     next_position: int = 0
     # Ids of the tasks run once the execution ended (matching listeners, afterExecution).
     after: list[str] = field(default_factory=list)
+    # A Kestra 2.0 Loop iteration: what it iterates on and for whom (flow_loop.LoopRef).
+    loop: JSON | None = None
     # Caches rebuilt on demand, never serialized.
     seen_index: set[str] | None = field(default=None, compare=False, repr=False)
     task_index: dict[str, JSON] | None = field(default=None, compare=False, repr=False)
@@ -357,9 +359,27 @@ class ExecutionState:
             "labels": self.labels,
             "outputs": self.outputs,
             "trigger": self.trigger,
-            "parent": self.parent.to_dict() if self.parent else None,
+            "parent": self.parent.to_dict() if self.parent else self._loop_parent(),
             "original_execution_id": self.original_execution_id,
             "retry_number": self.retry_number,
+            **({"kind": "LOOP"} if self.loop is not None else {}),
+        }
+
+    def _loop_parent(self) -> JSON | None:
+        """An iteration's parent, as the read model keeps a subflow's (``kind`` LOOP)."""
+        loop = self.loop
+        if loop is None:
+            return None
+        return {
+            "kind": "LOOP",
+            "execution_id": loop.get("execution_id"),
+            "task_run_id": loop.get("task_run_id"),
+            "task_id": loop.get("task_id"),
+            "index": loop.get("index"),
+            "key": loop.get("key"),
+            "value": loop.get("value"),
+            "namespace": self.namespace,
+            "flow_id": self.flow_id,
         }
 
     def to_dict(self) -> JSON:
@@ -389,6 +409,7 @@ class ExecutionState:
             "variables": self.variables,
             "next_position": self.next_position,
             "after": list(self.after),
+            "loop": self.loop,
         }
 
     @classmethod
@@ -424,6 +445,7 @@ class ExecutionState:
             variables=d.get("variables"),
             next_position=d.get("next_position", len(runs)),
             after=list(d.get("after") or []),
+            loop=d.get("loop"),
         )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 
 from engine.reducer import updates
-from engine.reducer.context import Ctx, worker_group
+from engine.reducer.context import FLOWABLES, Ctx, worker_group
 from engine.reducer.ids import make_id, seconds_between
 from engine.reducer.model import JSON, Heartbeat, Job, TaskResult, TaskRun, TaskStarted, Timer
 from engine.reducer.retry import RETRY_FAILED_TASK, next_retry
@@ -104,6 +104,12 @@ def on_result(ctx: Ctx, cmd: TaskResult) -> None:
         ctx.log("ERROR", f"worker reported non-terminal state {cmd.state!r}; failing", run)
     exiting = updates.exit_state(cmd.update) if state == State.SUCCESS else None
     _end_attempt(ctx, run, exiting or state, cmd.error)
+    helper = FLOWABLES.get(run.type)
+    if helper is not None and helper.takes_job_results:  # a flowable a worker helped
+        if cmd.error and not cmd.error_logs:
+            ctx.log("ERROR", cmd.error, run)
+        helper.on_job_result(ctx, run, ctx.task_of(run), state, cmd.outputs, cmd.error)
+        return
     run.attempts[-1].log_lines = cmd.log_lines
     ctx.state.error_logs.extend(cmd.error_logs)
     if cmd.outputs:

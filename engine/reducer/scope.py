@@ -5,9 +5,9 @@ A *scope* is the children of one parent task run (or of the flow) in one iterati
 The scope ends in the worst state of its children (Kestra's ``guessFinalState``): an errors
 branch that succeeds does not rescue the scope, it only reacts to the failure.
 
-Disabled tasks are filtered out before anything else (no task run at all); ``runIf`` that
-renders falsy gives a SKIPPED task run. Walking is idempotent: calling a scope again with
-nothing new changes nothing, so every command simply re-walks from the root.
+Disabled tasks are filtered out before anything else (no task run at all); ``runIf`` (Kestra
+2.0: ``when``) that renders falsy gives a SKIPPED task run. Walking is idempotent: calling a
+scope again with nothing new changes nothing, so every command simply re-walks from the root.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def start_task(
     """Create the task run of ``task`` and start it (a job, or the flowable's own start)."""
     run = ctx.new_run(task, parent, values, branch, iteration)
     try:
-        if "runIf" in task and not ctx.renderer.is_true(task["runIf"], ctx.variables(run, task)):
+        # `when` is Kestra 2.0's name of runIf (a flow has one or the other, see dialect.py).
+        condition = task.get("when", task.get("runIf"))
+        if condition is not None and not ctx.renderer.is_true(condition, ctx.variables(run, task)):
             ctx.set_state(run, State.SKIPPED)
             return run
         handler = FLOWABLES.get(run.type)

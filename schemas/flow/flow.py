@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.flow.common import (
     BoolOrExpr,
@@ -61,12 +61,20 @@ class Listener(FlowModel):
 
 
 class Check(FlowModel):
-    """A condition checked before an execution is created (Kestra 0.24+ ``checks``)."""
+    """A condition checked before an execution is created (Kestra 0.24+ ``checks``); Kestra
+    2.0 names it ``when`` and keeps ``condition`` as a deprecated alias."""
 
-    condition: Str
+    when: Str | None = Field(default=None, description="Kestra 2.0: must render true")
+    condition: Str | None = Field(default=None, description="the 1.x name of `when`")
     message: Str
     style: Literal["ERROR", "SUCCESS", "WARNING", "INFO"] | None = None
     behavior: Literal["BLOCK_EXECUTION", "FAIL_EXECUTION", "CREATE_EXECUTION"] | None = None
+
+    @model_validator(mode="after")
+    def _expression(self) -> Check:
+        if self.when is None and self.condition is None:
+            raise ValueError("a check needs `when` (or `condition`, its Kestra 1.x name)")
+        return self
 
 
 class PluginDefault(FlowModel):

@@ -165,9 +165,51 @@ class ArrayInput(_InputBase):
 
 
 class PlainInput(_InputBase):
-    """Inputs whose only check is their type: JSON, YAML, URI and EMAIL."""
+    """Inputs whose only check is their type: YAML, URI and EMAIL."""
 
-    type: Literal["JSON", "YAML", "URI", "EMAIL"]
+    type: Literal["YAML", "URI", "EMAIL"]
+
+
+class JsonInput(_InputBase):
+    """A JSON value; Kestra 2.0's ``jsonSchema`` (a JSON Schema, draft 2020-12, written as a
+    JSON string or as YAML) validates it."""
+
+    type: Literal["JSON"]
+    # (maps first: typing caches unions regardless of order, and other models write this one
+    # as dict | Str, so the schema would depend on which module was imported first)
+    jsonSchema: dict[str, Any] | Str | None = Field(
+        default=None, description="Kestra 2.0: the JSON Schema the value must match"
+    )
+
+    @field_validator("jsonSchema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return value
+        problem = json_schema_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def json_schema_problem(schema: str | dict[str, Any]) -> str | None:
+    """Why ``schema`` is not a usable JSON Schema (draft 2020-12), or None."""
+    import json
+
+    import jsonschema
+
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            return f"jsonSchema is not valid JSON: {exc}"
+    if not isinstance(schema, dict | bool):
+        return "jsonSchema must be a JSON object"
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"jsonSchema is not a valid JSON Schema: {exc.message}"
+    return None
 
 
 Input = Annotated[
@@ -183,6 +225,7 @@ Input = Annotated[
     | DurationInput
     | FileInput
     | ArrayInput
+    | JsonInput
     | PlainInput,
     Field(discriminator="type"),
 ]

@@ -36,11 +36,57 @@ def flow_json_schema() -> dict[str, Any]:
             type_prop.pop("const")
             type_prop["enum"] = [const, *sorted(n for n in names[const] if n != const)]
     _drop_plugin_discriminators(schema, set(names))
+    _mark_dialects(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         **schema,
     }
+
+
+# What only one of Kestra's flow languages has (engine.flows.dialect decides a flow's):
+# editors show it beside the description, and may grey out the other dialect.
+_V2_PROPERTIES = frozenset(
+    {"when", "dependsOn", "window", "mode", "minSatisfied", "onMiss", "jsonSchema", "fetchType"}
+)
+_V1_PROPERTIES = frozenset(
+    {
+        "conditions",
+        "preconditions",
+        "scheduleConditions",
+        "pluginDefaults",
+        "taskDefaults",
+        "listeners",
+    }
+)
+_V2_TYPES = frozenset({"io.kestra.plugin.core.flow.Loop"})
+
+
+def _mark_dialects(schema: dict[str, Any]) -> None:
+    from engine.flows.dialect import REMOVED_IN_2
+
+    for definition in schema.get("$defs", {}).values():
+        kind = (definition.get("properties", {}).get("type") or {}).get("enum", [None])[0]
+        if kind in REMOVED_IN_2 or str(kind).startswith("io.kestra.plugin.core.condition."):
+            _mark(definition, "1.x", "removed in Kestra 2.0")
+        elif kind in _V2_TYPES:
+            _mark(definition, "2.0", "Kestra 2.0")
+        for name, prop in (definition.get("properties") or {}).items():
+            if name in _V2_PROPERTIES and "x-kestra-dialect" not in prop:
+                prop["x-kestra-dialect"] = "2.0"
+            elif name in _V1_PROPERTIES:
+                prop["x-kestra-dialect"] = "1.x"
+    for name in ("pluginDefaults", "taskDefaults", "listeners"):
+        prop = schema.get("properties", {}).get(name)
+        if isinstance(prop, dict):
+            prop["x-kestra-dialect"] = "1.x"
+
+
+def _mark(definition: dict[str, Any], dialect: str, note: str) -> None:
+    definition["x-kestra-dialect"] = dialect
+    text = definition.get("description") or ""
+    if note not in text:
+        definition["description"] = f"{text} ({note})".strip()
 
 
 def _drop_plugin_discriminators(node: Any, plugin_types: set[str]) -> None:

@@ -32,7 +32,12 @@ class TaskBase(FlowModel):
     allowWarning: BoolOrExpr | None = Field(
         default=None, description="a WARNING of this task counts as SUCCESS"
     )
-    runIf: Str | None = Field(default=None, description="skip the task unless this renders true")
+    runIf: Str | None = Field(
+        default=None, description="skip the task unless this renders true (Kestra 2.0: `when`)"
+    )
+    when: Str | None = Field(
+        default=None, description="Kestra 2.0: skip the task (SKIPPED) unless this renders true"
+    )
     workerGroup: WorkerGroup | None = None
     logLevel: LogLevel | None = None
     logToFile: BoolOrExpr | None = None

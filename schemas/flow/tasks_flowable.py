@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from schemas.flow.common import (
     BoolOrExpr,
@@ -19,7 +19,7 @@ from schemas.flow.common import (
     Str,
     TaskId,
 )
-from schemas.flow.inputs import Input
+from schemas.flow.inputs import Input, Output
 from schemas.flow.task_base import TaskBase
 
 if TYPE_CHECKING:
@@ -57,6 +57,32 @@ class ForEachTask(_WithErrors):
     values: Any
     tasks: list[Task] = Field(min_length=1)
     concurrencyLimit: IntOrExpr | None = None
+
+
+class LoopTask(_WithErrors):
+    """Kestra 2.0: run the tasks once per value, each iteration an isolated sub-execution
+    (``item.value``, ``item.index``, ``item.key``; ``concurrencyLimit`` 0: all at once)."""
+
+    type: Literal["io.kestra.plugin.core.flow.Loop"]
+    values: Any = Field(description="a list, a map, a JSON array/object or a storage URI")
+    tasks: list[Task] = Field(min_length=1)
+    concurrencyLimit: IntOrExpr | None = Field(
+        default=None, description="iterations at once: 1 (default) one by one, 0 no limit"
+    )
+    transmitFailed: BoolOrExpr | None = Field(
+        default=None, description="fail the loop when an iteration fails (default true)"
+    )
+    outputs: list[Output] | None = Field(
+        default=None, description="values each iteration exposes (loopOutputs())"
+    )
+    fetchType: Literal["AUTO", "FETCH", "STORE"] | None = None
+
+    @field_validator("concurrencyLimit")
+    @classmethod
+    def _not_negative(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("expected 0 (no limit) or more")
+        return value
 
 
 class EachSequentialTask(_WithErrors):
@@ -210,6 +236,7 @@ FLOWABLE_MODELS: tuple[type[TaskBase], ...] = (
     SequentialTask,
     ParallelTask,
     ForEachTask,
+    LoopTask,
     EachSequentialTask,
     EachParallelTask,
     IfTask,

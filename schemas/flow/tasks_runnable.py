@@ -18,7 +18,8 @@ from schemas.flow.common import (
 )
 from schemas.flow.task_base import TaskBase
 
-_EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+# CANCELED is the Kestra 1.x spelling; 2.0 writes CANCELLED, the state's own name.
+_EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED", "CANCELLED")
 ExitState = Annotated[str, enum_check(*_EXIT_STATES), enum_schema(*_EXIT_STATES)]
 
 

@@ -17,7 +17,12 @@ class TriggerBase(FlowModel):
     id: TaskId
     description: Str | None = None
     disabled: BoolOrExpr | None = None
-    conditions: list[Condition] | None = None
+    conditions: list[Condition] | None = Field(
+        default=None, description="Kestra 1.x; Kestra 2.0 uses `when`"
+    )
+    when: Str | None = Field(
+        default=None, description="Kestra 2.0: the trigger fires only when this renders truthy"
+    )
     stopAfter: list[State] | None = Field(default=None, description="disable after these states")
     workerGroup: WorkerGroup | None = None
     logLevel: LogLevel | None = None

@@ -3,9 +3,11 @@ plugins' polling triggers (:mod:`schemas.plugins`)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
 from schemas.flow.common import (
     BoolOrExpr,
@@ -62,13 +64,99 @@ class ScheduleOnDatesTrigger(_TriggerBase):
     interval: None = Field(default=None, description="not allowed (Kestra: must be null)")
 
 
+_TIME_OF_DAY = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?")
+
+
+def _time_of_day(value: Any) -> str:
+    if isinstance(value, str) and _TIME_OF_DAY.fullmatch(value.strip()):
+        return value
+    raise PydanticCustomError(
+        "time_of_day", "expected a time of day such as 09:00:00 (optionally with an offset)"
+    )
+
+
+TimeOfDay = Annotated[
+    str,
+    PlainValidator(_time_of_day),
+    WithJsonSchema({"type": "string", "examples": ["09:00:00", "09:00:00+01:00"]}),
+]
+
+
+class Dependency(FlowModel):
+    """Kestra 2.0: one upstream flow a Flow trigger depends on (``dependsOn`` entry)."""
+
+    namespace: Str | None = Field(default=None, description="exact namespace (any when unset)")
+    flowId: Str | None = Field(default=None, description="exact flow id (any when unset)")
+    states: list[State] | None = Field(default=None, description="default SUCCESS, WARNING")
+    labels: dict[str, Any] | None = Field(default=None, description="labels that must all match")
+    when: Str | None = Field(default=None, description="a further expression that must hold")
+
+
+class Window(FlowModel):
+    """Kestra 2.0: the time window in which ``dependsOn`` must be met; one group of
+    ``deadline`` | ``from`` + ``to`` | ``every`` (+ ``offset``) | ``lookback``."""
+
+    deadline: TimeOfDay | None = None
+    from_: TimeOfDay | None = Field(default=None, alias="from")
+    to: TimeOfDay | None = None
+    every: Duration | None = None
+    offset: Duration | None = None
+    lookback: Duration | None = None
+    fireOnce: BoolOrExpr | None = Field(
+        default=None, description="fire once per window (default false: each time it is met)"
+    )
+
+    @model_validator(mode="after")
+    def _one_group(self) -> Window:
+        groups = [
+            name
+            for name, present in (
+                ("deadline", self.deadline is not None),
+                ("from/to", self.from_ is not None or self.to is not None),
+                ("every/offset", self.every is not None or self.offset is not None),
+                ("lookback", self.lookback is not None),
+            )
+            if present
+        ]
+        if len(groups) > 1:
+            raise ValueError(f"a window sets one of its groups, not {' and '.join(groups)}")
+        if (self.from_ is None) != (self.to is None):
+            raise ValueError("a daily window needs both `from` and `to`")
+        return self
+
+
+class OnMiss(FlowModel):
+    """Kestra 2.0: what happens when a window's deadline passes with ``dependsOn`` unmet."""
+
+    behavior: Literal["FAIL", "NONE"] | None = None
+    labels: Labels | None = None
+
+
 class FlowTrigger(_TriggerBase):
     """Start an execution when another execution ends and the conditions hold."""
 
     type: Literal["io.kestra.plugin.core.trigger.Flow"]
     inputs: dict[str, Any] | None = None
     states: list[State] | None = None
-    preconditions: dict[str, Any] | None = None
+    preconditions: dict[str, Any] | None = Field(
+        default=None, description="Kestra 1.x; Kestra 2.0 uses `dependsOn` and `window`"
+    )
+    dependsOn: list[Dependency] | None = Field(
+        default=None, description="Kestra 2.0: the upstream flows this trigger waits for"
+    )
+    window: Window | None = None
+    mode: Literal["ALL", "ANY", "AT_LEAST"] | None = None
+    minSatisfied: IntOrExpr | None = None
+    onMiss: OnMiss | None = None
+
+    @model_validator(mode="after")
+    def _mode(self) -> FlowTrigger:
+        count = len(self.dependsOn or [])
+        if self.mode == "AT_LEAST" and self.minSatisfied is None:
+            raise ValueError("mode AT_LEAST needs `minSatisfied`")
+        if isinstance(self.minSatisfied, int) and not 1 <= self.minSatisfied <= max(count, 1):
+            raise ValueError(f"minSatisfied must be between 1 and {count} (the dependsOn entries)")
+        return self
 
 
 class WebhookTrigger(_TriggerBase):

@@ -107,6 +107,12 @@ class MemoryStorage:
     async def put(self, execution_id: str, name: str, data: bytes) -> str:
         return self.put_sync(execution_id, name, data)
 
+    async def read(self, uri: str) -> bytes:
+        try:
+            return self.files[uri]
+        except KeyError:
+            raise FileNotFoundError(f"no file {uri} in internal storage") from None
+
     def put_sync(self, execution_id: str, name: str, data: bytes) -> str:
         uri = f"kestra:///io/kestra/tests/executions/{execution_id}/{len(self.files)}-{name}"
         self.files[uri] = data
@@ -265,7 +271,7 @@ class World:
         from engine.reducer.admission import admit
 
         concurrency = command.flow.get("concurrency")
-        if not concurrency:
+        if not concurrency or command.loop is not None:  # a Loop iteration holds no slot
             return
         key = (command.namespace, command.flow_id)
         verdict = admit(self.slots.get(key), command.execution_id, concurrency)
@@ -276,7 +282,7 @@ class World:
         from engine.reducer.admission import release
 
         concurrency = state.flow.get("concurrency")
-        if not concurrency:
+        if not concurrency or state.loop is not None:
             return
         key = (state.namespace, state.flow_id)
         verdict = release(self.slots.get(key), state.execution_id, concurrency)
@@ -499,16 +505,31 @@ class World:
         return worker + [r for r in self.reducer_logs if r.execution_id == execution_id]
 
     def task_running(self, execution_id: str, task_id: str | None = None) -> bool:
-        """Whether a job of that execution (and task) is started and not finished."""
-        state = self.states.get(execution_id)
+        """Whether a job of that execution (or of one of its Loop iterations) and task is
+        started and not finished."""
+        family = self.family(execution_id)
         for (ex, run_id, _), running in self.running.items():
-            if ex != execution_id or running.task.done():
+            if ex not in family or running.task.done():
                 continue
             if task_id is None:
                 return True
+            state = self.states.get(ex)
             if state and run_id in state.task_runs and state.task_runs[run_id].task_id == task_id:
                 return True
         return False
+
+    def family(self, execution_id: str) -> set[str]:
+        """The execution and its Loop iterations (Kestra 2.0), at any depth."""
+        out = {execution_id}
+        grew = True
+        while grew:
+            grew = False
+            for state in self.states.values():
+                loop = state.loop
+                if loop and loop.get("execution_id") in out and state.execution_id not in out:
+                    out.add(state.execution_id)
+                    grew = True
+        return out
 
 
 def _wire(item: Any, from_dict: Callable[[dict[str, Any]], _T], what: str) -> _T:

@@ -50,7 +50,7 @@ def test_json_output(tmp_path: pathlib.Path) -> None:
         "line": 5,
         "column": 11,
         "path": "tasks[0].type",
-        "message": "unknown task type 'lgo'; did you mean 'log'?",
+        "message": "unknown task type 'lgo'; did you mean 'log' or 'loop'?",
         "expected": "a known task type",
     }
 

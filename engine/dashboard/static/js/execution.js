@@ -23,6 +23,7 @@ const ACTIONS = {
   restart: { label: "Restart", allowed: (s) => s === "FAILED" || s === "KILLED", method: "POST", path: "restart" },
   replay: { label: "Replay", allowed: (s) => TERMINAL.has(s), method: "POST", path: "replay" },
 };
+const LOOP = "io.kestra.plugin.core.flow.Loop";
 const TABS = [["logs", "Logs"], ["topology", "Topology"], ["outputs", "Outputs"], ["inputs", "Inputs & trigger"]];
 // Which state a task box shows when a task ran several times (a loop): the most telling one.
 const STATE_RANK = ["FAILED", "KILLED", "RUNNING", "RETRYING", "PAUSED", "KILLING", "CREATED", "QUEUED",
@@ -152,7 +153,30 @@ export function mount(root, parts) {
                 onclick: () => { logs.only(run, i + 1); showTab("logs"); } }, "logs")));
           })))
         : h("div", { class: "muted" }, "none: a flowable task runs in the executor"),
-      h("h3", null, "Outputs"), valueTable(run.outputs, "taskrun-outputs")));
+      h("h3", null, "Outputs"), valueTable(run.outputs, "taskrun-outputs"),
+      run.type === LOOP ? iterationsOf(run) : ""));
+  };
+
+  // A Loop (Kestra 2.0) runs each iteration as an execution of its own: list them.
+  const iterationsOf = (run) => {
+    const slot = h("div", { id: "loop-iterations", class: "muted" }, "loading the iterations…");
+    get("/api/v1/executions/search", { parentExecutionId: execution.id, kind: "LOOP", size: 1000 }, signal)
+      .then((page) => {
+        const mine = page.results.filter((x) => x.loopRun && x.loopRun.taskRunId === run.id)
+          .sort((a, b) => a.loopRun.index - b.loopRun.index);
+        slot.className = "";
+        slot.replaceChildren(mine.length
+          ? h("table", { class: "attempts" },
+            h("thead", null, h("tr", null, ...["#", "Value", "State", "Execution"].map((t) => h("th", null, t)))),
+            h("tbody", null, ...mine.map((x) => h("tr", { "data-iteration": x.loopRun.index },
+              h("td", null, String(x.loopRun.index)),
+              h("td", { class: "mono" }, x.loopRun.key != null ? `${x.loopRun.key}: ${x.loopRun.value}` : x.loopRun.value),
+              h("td", null, badge(x.state.current)),
+              h("td", null, h("a", { href: hashFor(["executions", x.id]) }, x.id))))))
+          : h("div", { class: "muted" }, "no iteration yet"));
+      })
+      .catch((err) => { if (err.name !== "AbortError") slot.replaceChildren(String(err.message || err)); });
+    return h("div", null, h("h3", null, "Iterations"), slot);
   };
 
   const renderErrors = (e) => {
@@ -182,6 +206,8 @@ export function mount(root, parts) {
       e.flowRevision ? ` rev ${e.flowRevision}` : "",
       ` · started ${fmtDate(e.state.startDate)} · ${fmtDuration(e.state.durationMs ?? (Date.now() - new Date(e.state.startDate).getTime()))}`,
       e.originalExecutionId ? h("span", null, " · replay of ", h("a", { href: hashFor(["executions", e.originalExecutionId]) }, e.originalExecutionId)) : "",
+      e.kind === "LOOP" && e.loopRun ? h("span", { id: "exec-loop" }, ` · iteration ${e.loopRun.index} (${e.loopRun.value}) of loop ${e.loopRun.taskId} in `,
+        h("a", { href: hashFor(["executions", e.parentExecutionId]) }, e.parentExecutionId)) : "",
       e.labels.length ? ` · ${e.labels.map((l) => `${l.key}:${l.value}`).join(" ")}` : "");
     for (const [name, a] of Object.entries(ACTIONS)) buttons[name].disabled = !a.allowed(state);
     renderErrors(e);
