@@ -87,7 +87,8 @@ def error_text(error: Mapping[str, Any]) -> str:
         value = error.get(key)
         return "null" if value is None else str(value)
 
-    return f"BigQueryError{{reason={shown('reason')}, location={shown('location')}, message={shown('message')}}}"
+    reason, location, message = shown("reason"), shown("location"), shown("message")
+    return f"BigQueryError{{reason={reason}, location={location}, message={message}}}"
 
 
 @dataclass(frozen=True, slots=True)
