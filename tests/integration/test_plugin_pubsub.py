@@ -3,6 +3,7 @@ reached as Google's clients reach it (PUBSUB_EMULATOR_HOST). Each test uses its 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 
 from deploy.local.localsvc.pubsub import emulator_host
 from executors import ion
-from executors.plugins.gcp_pubsub import Trigger
+from executors.plugins.gcp_pubsub import RealtimeTrigger, Trigger
 from tests.remote_support import MemoryKV, poll_context, put, read, run
+from triggers.model import TriggerRef
+from triggers.polling import PollingSource
 
 pytestmark = pytest.mark.pubsub
 
@@ -149,3 +152,69 @@ async def test_trigger_acknowledges_once_the_execution_is_durable(tmp_path: Path
     await fired.after()
     # ...and once acknowledged they never come back.
     assert await trigger.poll(poll_context(tmp_path, kv)) is None
+
+
+class FakeSource:
+    """What the trigger runtime gives a source: fire() records, and is durable at once."""
+
+    def __init__(self, config: Any) -> None:
+        self.ref = TriggerRef("company.team", "files", "live")
+        self.config = config
+        self.fired: list[tuple[str, dict[str, Any]]] = []
+        self.records: list[dict[str, Any]] = []
+
+    async def fire(self, coordinates: str, variables: dict[str, Any], **_: Any) -> Any:
+        self.fired.append((coordinates, variables))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def record(self, **fields: Any) -> None:
+        self.records.append(fields)
+
+
+async def test_realtime_trigger_fires_one_execution_per_message(tmp_path: Path) -> None:
+    topic = new_topic()
+    trigger = RealtimeTrigger.model_validate(
+        {
+            "id": "live",
+            "type": P + "RealtimeTrigger",
+            "projectId": PROJECT,
+            "topic": topic,
+            "subscription": f"{topic}-live",
+            "serdeType": "JSON",
+        }
+    )
+    assert trigger.interval_seconds() == 1.0
+    kv = MemoryKV()
+
+    class Deps:
+        async def context(self, _source: Any, _trigger: Any) -> Any:
+            return poll_context(tmp_path, kv, "live")
+
+    source = FakeSource(trigger)
+    polling = PollingSource(source, Deps())  # type: ignore[arg-type]
+    assert await polling.once() is False  # creates the subscription
+    orders = [{"data": {"order": 1}, "attributes": {"k": "v"}}, {"data": {"order": 2}}]
+    await ps("Publish", {"topic": topic, "serdeType": "JSON", "from": orders}, tmp_path)
+    assert await polling.once() is True
+    assert [v["data"] for _, v in source.fired] == [{"order": 1}, {"order": 2}]
+    first = source.fired[0][1]
+    assert first["attributes"] == {"k": "v"}
+    assert (
+        source.fired[0][0]
+        == f"pubsub:projects/{PROJECT}/subscriptions/{topic}-live:" + (first["messageId"])
+    )
+    assert source.records == []
+    # Acknowledged once fired: nothing comes again.
+    assert await polling.once() is False
+    assert len(source.fired) == 2
+
+    # STRING data is bytes, shown as base64 text in the trigger variables.
+    text = RealtimeTrigger.model_validate(
+        {**trigger.model_dump(by_alias=True, exclude_none=True), "serdeType": "STRING"}
+    )
+    polling = PollingSource(FakeSource(text), Deps())  # type: ignore[arg-type]
+    await ps("Publish", {"topic": topic, "from": {"data": "hello"}}, tmp_path)
+    assert await polling.once() is True
+    assert polling.ctx.fired[0][1]["data"] == "aGVsbG8="  # type: ignore[attr-defined]
