@@ -25,7 +25,10 @@ An emulator host (the ``*_EMULATOR_HOST`` variables) means no credentials unless
 ``serviceAccount`` is set (emulators check none); an endpoint override keeps the credentials.
 
 A refused call fails the task with the service, the method and path, the HTTP status and
-Google's own message (``error.message`` of its JSON answer, with ``error.status``).
+Google's own message (``error.message`` of its JSON answer, with ``error.status``). A read
+(``GET``: a job's or an operation's status) that meets a transient failure (429, 5xx, a
+refused connection, a timeout) is tried again (:data:`READ_RETRY`), as Google's clients do;
+writes are not, so that nothing is created twice.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ BIGQUERY = Service(
 PUBSUB = Service("Pub/Sub", "https://pubsub.googleapis.com", "PUBSUB", "PUBSUB_EMULATOR_HOST")
 DATAPROC = Service("Dataproc", "https://{region}-dataproc.googleapis.com", "DATAPROC")
 VERTEX_AI = Service("Vertex AI", "https://{region}-aiplatform.googleapis.com", "AIPLATFORM")
+
+
+# Google's clients retry idempotent calls from about 1 s, doubling, for a minute or so.
+READ_RETRY = Retry(interval=1.0, max_interval=16.0, max_attempts=5, methods=frozenset({"GET"}))
 
 
 class GoogleError(ApiError):
@@ -179,7 +186,7 @@ async def google_api(
         url,
         headers=headers,
         secrets=secrets,
-        retry=retry,
+        retry=retry or READ_RETRY,
         timeout=read_timeout_s,
     ) as client:
         yield GoogleApi(client, service, settings)

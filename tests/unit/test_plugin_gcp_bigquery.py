@@ -322,3 +322,18 @@ async def test_a_refused_key_and_a_missing_project(
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", api.url)
     outcome = await add_plugins(Registry()).run(plain, context(plain, variables=VARIABLES))
     assert outcome.error == "BigQuery: no project: set 'projectId' (or a 'serviceAccount' key)"
+
+
+async def test_a_poll_meeting_a_transient_answer_is_tried_again(
+    google: tuple[Receiver, str],
+) -> None:
+    api, account = google
+    api.on("POST", JOBS, (200, job("RUNNING")))
+    busy = {"error": {"code": 503, "message": "Service unavailable", "status": "UNAVAILABLE"}}
+    api.on("GET", f"{JOBS}/job_1", [(503, busy), (200, job("DONE"))])
+    time = FakeTime()
+    outcome, ctx = await run({"type": P + "Query", "sql": "SELECT 1"}, account, time)
+    assert outcome.state == "SUCCESS", outcome.error
+    assert len(api.sent("GET", f"{JOBS}/job_1")) == 2
+    assert time.slept == [0.5, 1.0]
+    assert any("HTTP 503" in line.message for line in ctx.logs if line.level == "WARN")
