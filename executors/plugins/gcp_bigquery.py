@@ -47,7 +47,8 @@ What differs: ``legacySql: true`` selects legacy SQL (in Kestra ``useLegacySql``
 false overrides it). ``format: CSV`` without ``csvOptions`` loads with BigQuery's CSV defaults
 (Kestra refuses the flow). A load with no ``format`` leaves BigQuery's default (CSV; Kestra
 fails on it). Load's ``destinationTable`` output names the job's project when the table was
-given as ``dataset.table`` (Kestra prints ``null.dataset.table``). Not tested against Google
+given as ``dataset.table`` (Kestra prints ``null.dataset.table``). ExtractToGcs retries
+transient job errors as the other job types do (Kestra's waits once). Not tested against Google
 itself: tests run against bqemulator (a BigQuery emulator) and a local receiver.
 """
 
