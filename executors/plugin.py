@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import ValidationError
 
 from executors.base import (
@@ -47,6 +48,7 @@ from executors.base import (
     parse_duration,
     to_text,
 )
+from schemas.flow.common import FlowModel
 from schemas.flow.task_base import TaskBase
 
 
@@ -154,8 +156,6 @@ def render_map(ctx: TaskContext, value: Any, name: str) -> dict[str, Any]:
         return {}
     rendered = ctx.render(value)
     if isinstance(rendered, str):
-        import orjson
-
         try:
             rendered = orjson.loads(rendered)
         except orjson.JSONDecodeError as exc:
@@ -163,3 +163,59 @@ def render_map(ctx: TaskContext, value: Any, name: str) -> dict[str, Any]:
     if not isinstance(rendered, Mapping):
         raise TaskError(f"property '{name}': expected a map, got {rendered!r}")
     return dict(rendered)
+
+
+def render_float(ctx: TaskContext, value: Any, name: str) -> float | None:
+    """A rendered number property; unset or rendering empty is None."""
+    if value is None:
+        return None
+    rendered = ctx.render(value)
+    if rendered is None or rendered == "":
+        return None
+    try:
+        return float(to_text(rendered).strip())
+    except ValueError:
+        raise TaskError(f"property '{name}': expected a number, got {rendered!r}") from None
+
+
+def render_list(ctx: TaskContext, value: Any, name: str) -> list[str]:
+    """A rendered list-of-strings property; one string is a list of one (not read as JSON:
+    :func:`render_texts` does that)."""
+    if value is None:
+        return []
+    rendered = ctx.render(value)
+    if isinstance(rendered, str):
+        rendered = [rendered]
+    if not isinstance(rendered, list):
+        raise TaskError(f"property '{name}': expected a list, got {rendered!r}")
+    return [to_text(v) for v in rendered]
+
+
+def render_json(ctx: TaskContext, value: Any, name: str) -> Any:
+    """A rendered structured property: an expression may give the value or its JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, FlowModel):
+        value = value.model_dump(exclude_none=True)
+    elif isinstance(value, list):
+        value = [v.model_dump(exclude_none=True) if isinstance(v, FlowModel) else v for v in value]
+    rendered = ctx.render(value)
+    if isinstance(rendered, str):
+        text = rendered.strip()
+        if not text:
+            return None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise TaskError(f"property '{name}': expected JSON, got {rendered!r}") from None
+    return rendered
+
+
+def render_texts(ctx: TaskContext, value: Any, name: str, *, required: bool = False) -> list[str]:
+    """A list of texts read as :func:`render_json` reads it; one value is a list of one."""
+    rendered = render_json(ctx, value, name)
+    if rendered is None:
+        if required:
+            raise TaskError(f"property '{name}' is required")
+        return []
+    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]

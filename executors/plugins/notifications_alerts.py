@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, to_text
-from executors.plugin import TaskPlugin, render_map, render_str
+from executors.plugin import TaskPlugin, render_list, render_map, render_str
 from executors.plugins.notifications import (
     EXECUTION_ID,
     OpsgenieAlert,
@@ -69,17 +69,6 @@ def _link_title(s: Mapping[str, Any], arrow: str = "➛") -> str:
     e = s["execution"]
     title = f"[{_t(e['namespace'])}] {_t(e['flowId'])} {arrow} {e['state']['current']}"
     return f"*<{s['link']}|{title}>*" if "link" in s else f"*{title}*"
-
-
-def _render_list(ctx: TaskContext, value: Any, name: str) -> list[Any]:
-    if value is None:
-        return []
-    rendered = ctx.render(value)
-    if isinstance(rendered, str):
-        rendered = [rendered]
-    if not isinstance(rendered, list):
-        raise TaskError(f"property '{name}': expected a list, got {rendered!r}")
-    return rendered
 
 
 def _put(ctx: TaskContext, body: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
@@ -239,7 +228,7 @@ class OpsgenieExecution(_Execution, OpsgenieAlert):
             pairs = _id_types(ctx, prop, key)
             if pairs:
                 body[key] = pairs
-        tags = [to_text(t) for t in _render_list(ctx, self.tags, "tags")]
+        tags = render_list(ctx, self.tags, "tags")
         if tags:
             body["tags"] = tags
         _put(ctx, body, [("priority", self.priority)])
@@ -285,7 +274,7 @@ class ZendutyExecution(_Execution, ZendutyAlert):
         if self.alertType is not None:
             body["alert_type"] = _enum(ctx, self.alertType, "alertType", _ZENDUTY_TYPES).lower()
         _put(ctx, body, [("entity_id", self.entityId)])
-        urls = [to_text(u) for u in _render_list(ctx, self.urls, "urls")]
+        urls = render_list(ctx, self.urls, "urls")
         if urls:
             body["urls"] = urls
         return _dumps(body)
