@@ -34,7 +34,7 @@ Where plugins are found: :mod:`schemas.plugins`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from pydantic import ValidationError
@@ -51,9 +51,13 @@ from executors.base import (
 from schemas.flow.common import FlowModel
 from schemas.flow.task_base import TaskBase
 
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
-class TaskPlugin(TaskBase):
-    """Base of every plugin task type; see the module docstring."""
+
+class PluginType:
+    """How a plugin type names itself: a :class:`TaskPlugin` and a polling trigger
+    (:class:`executors.polling.PollingTrigger`) alike, mixed into their pydantic model."""
 
     # The family shown by ``headwater plugins list`` (e.g. "notifications", "email").
     family: ClassVar[str] = "other"
@@ -61,6 +65,9 @@ class TaskPlugin(TaskBase):
     aliases: ClassVar[tuple[str, ...]] = ()
     # Headwater's short name; default: the type's package and class, lower case.
     short: ClassVar[str | None] = None
+
+    if TYPE_CHECKING:
+        model_fields: ClassVar[dict[str, FieldInfo]]
 
     @classmethod
     def type_name(cls) -> str:
@@ -82,6 +89,10 @@ class TaskPlugin(TaskBase):
     def summary(cls) -> str:
         """The first line of the class docstring (for ``plugins list`` and the schema)."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+class TaskPlugin(PluginType, TaskBase):
+    """Base of every plugin task type; see the module docstring."""
 
     async def run(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
         raise NotImplementedError
