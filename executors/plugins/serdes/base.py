@@ -20,6 +20,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -240,19 +241,38 @@ def ion_rows(
         raise TaskError(f"the source is not a valid ION file: {exc}") from None
 
 
-def text_in(source: IO[bytes], encoding: str) -> io.TextIOWrapper:
-    """Decoded text over a binary source (detach it, don't close it)."""
-    stream: Any = source
-    return io.TextIOWrapper(stream, encoding=encoding, newline="")
-
-
-def text_out(target: IO[bytes], encoding: str) -> io.TextIOWrapper:
-    stream: Any = target
-    return io.TextIOWrapper(stream, encoding=encoding, newline="")
-
-
 def decode_error(exc: UnicodeDecodeError, encoding: str) -> TaskError:
     return TaskError(f"the file is not valid {encoding} text ({exc.reason})")
+
+
+def encode_error(exc: UnicodeEncodeError, record: int, encoding: str) -> TaskError:
+    return TaskError(f"record {record}: a value cannot be written in {encoding}: {exc.reason}")
+
+
+@contextmanager
+def reading(source: IO[bytes], encoding: str) -> Iterator[io.TextIOWrapper]:
+    """Decoded text over a binary source, detached (not closed) after; bytes that are not
+    ``encoding`` fail the task (:func:`decode_error`)."""
+    stream: Any = source
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield text
+    except UnicodeDecodeError as exc:
+        raise decode_error(exc, encoding) from None
+    finally:
+        text.detach()
+
+
+@contextmanager
+def writing(target: IO[bytes], encoding: str) -> Iterator[io.TextIOWrapper]:
+    """Encoded text over a binary target, flushed and detached (not closed) after."""
+    stream: Any = target
+    out = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()
 
 
 def write_rows(target: IO[bytes], rows: Iterator[Any], run: Run) -> int:

@@ -58,11 +58,11 @@ from executors.plugins.serdes.base import (
     char,
     charset,
     choice,
-    decode_error,
+    encode_error,
     ion_rows,
-    text_in,
-    text_out,
+    reading,
     write_rows,
+    writing,
     zone,
 )
 from executors.plugins.serdes.javatext import JavaDateFormat, is_instant, java_string, zone_name
@@ -212,28 +212,25 @@ class IonToCsv(Conversion):
         return self._sep.join(fields) + self._eol
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        out = text_out(target, self._charset)
         count = 0
         first = True
-        try:
-            for count, row in enumerate(ion_rows(source, run), start=1):
-                if isinstance(row, list):
-                    if self._header:
-                        raise TaskError(f"record {count}: Invalid data of type List with header")
-                    out.write(self.record(row))
-                elif isinstance(row, dict):
-                    if first:
-                        first = False
+        with writing(target, self._charset) as out:
+            try:
+                for count, row in enumerate(ion_rows(source, run), start=1):
+                    if isinstance(row, list):
                         if self._header:
-                            out.write(self.record(list(row)))
-                    out.write(self.record(list(row.values())))
-        except UnicodeEncodeError as exc:
-            raise TaskError(
-                f"record {count}: a value cannot be written in {self._charset}: {exc.reason}"
-            ) from None
-        finally:
-            out.flush()
-            out.detach()
+                            raise TaskError(
+                                f"record {count}: Invalid data of type List with header"
+                            )
+                        out.write(self.record(row))
+                    elif isinstance(row, dict):
+                        if first:
+                            first = False
+                            if self._header:
+                                out.write(self.record(list(row)))
+                        out.write(self.record(list(row.values())))
+            except UnicodeEncodeError as exc:
+                raise encode_error(exc, count, self._charset) from None
         return count
 
 
@@ -349,13 +346,8 @@ class CsvToIon(Conversion):
             yield line, fields
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        try:
+        with reading(source, self._charset) as text:
             return write_rows(target, self.rows(text, run), run)
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            text.detach()
 
     def rows(self, text: IO[str], run: Run) -> Iterator[Any]:
         names: list[str] = []
