@@ -176,6 +176,17 @@ def render_map(ctx: TaskContext, value: Any, name: str) -> dict[str, Any]:
     return dict(rendered)
 
 
+def render_choice(ctx: TaskContext, value: Any, name: str, choices: tuple[str, ...]) -> str | None:
+    """An enum property, case-insensitive as Kestra's enum conversion: the choice, upper case;
+    None when unset."""
+    text = render_str(ctx, value, name)
+    if text is None:
+        return None
+    if text.upper() not in choices:
+        raise TaskError(f"property '{name}': expected one of {', '.join(choices)}, got {text!r}")
+    return text.upper()
+
+
 def render_float(ctx: TaskContext, value: Any, name: str) -> float | None:
     """A rendered number property; unset or rendering empty is None."""
     if value is None:

@@ -48,6 +48,7 @@ from executors.http_client import HttpOptions
 from executors.plugin import (
     TaskPlugin,
     render_bool,
+    render_choice,
     render_int,
     render_json,
     render_map,
@@ -59,15 +60,6 @@ from schemas.flow.common import BoolOrExpr, IntOrExpr, Str
 LINEAR_MUTATION = (
     "mutation ($input: IssueCreateInput!) { issueCreate(input: $input) { success issue { id } } }"
 )
-
-
-def _choice(ctx: TaskContext, value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
-    text = ctx.render_str(value)
-    if text is None:
-        return None
-    if text.upper() not in allowed:
-        raise TaskError(f"property '{name}': expected one of {', '.join(allowed)}, got {text!r}")
-    return text.upper()
 
 
 class LinearIssueCreate(TaskPlugin):
@@ -169,10 +161,10 @@ class ZendeskTicketCreate(TaskPlugin):
         ticket: dict[str, Any] = {
             "subject": ctx.render_str(self.subject),
             "description": ctx.render_str(self.description),
-            "priority": _choice(
+            "priority": render_choice(
                 ctx, self.priority, "priority", ("URGENT", "HIGH", "NORMAL", "LOW")
             ),
-            "type": _choice(
+            "type": render_choice(
                 ctx, self.ticketType, "ticketType", ("PROBLEM", "INCIDENT", "QUESTION", "TASK")
             ),
             "assignee_id": render_int(ctx, self.assigneeId, "assigneeId"),
@@ -230,7 +222,7 @@ class HubspotTicketCreate(TaskPlugin):
             "content": ctx.render_str(self.content),
             "hs_pipeline_stage": render_int(ctx, self.stage, "stage"),
             "hs_pipeline": render_int(ctx, self.pipeline, "pipeline"),
-            "hs_ticket_priority": _choice(
+            "hs_ticket_priority": render_choice(
                 ctx, self.priority, "priority", ("LOW", "MEDIUM", "HIGH")
             ),
         }

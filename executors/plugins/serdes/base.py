@@ -193,16 +193,6 @@ def charset(ctx: TaskContext, value: Any) -> str:
         raise TaskError(f"property 'charset': unsupported charset {name!r}") from None
 
 
-def choice(ctx: TaskContext, value: Any, name: str, choices: tuple[str, ...]) -> str | None:
-    """An enum property (case-insensitive, as Kestra's enum conversion)."""
-    text = render_str(ctx, value, name)
-    if text is None:
-        return None
-    if text.upper() not in choices:
-        raise TaskError(f"property '{name}': expected one of {', '.join(choices)}, got {text!r}")
-    return text.upper()
-
-
 _OFFSET = re.compile(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?")
 
 

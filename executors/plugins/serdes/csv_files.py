@@ -48,7 +48,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any, ClassVar, Literal
 
 from executors.base import TaskContext, TaskError
-from executors.plugin import render_bool, render_int, render_str
+from executors.plugin import render_bool, render_choice, render_int, render_str
 from executors.plugins.serdes.base import (
     ON_BAD_LINES,
     PKG,
@@ -57,7 +57,6 @@ from executors.plugins.serdes.base import (
     Warn,
     char,
     charset,
-    choice,
     encode_error,
     ion_rows,
     reading,
@@ -157,7 +156,9 @@ class IonToCsv(Conversion):
                 "Control characters must differ and not be CR or LF (fieldSeparator="
                 f"{self._sep!r}, quoteCharacter={self._quote!r}, commentCharacter='#')"
             )
-        mode = choice(ctx, self.quoteMode, "quoteMode", ("ALWAYS", "REQUIRED", "NON_NUMERIC"))
+        mode = render_choice(
+            ctx, self.quoteMode, "quoteMode", ("ALWAYS", "REQUIRED", "NON_NUMERIC")
+        )
         if mode is None:
             always = render_bool(ctx, self.alwaysDelimitText, "alwaysDelimitText", False)
             mode = "ALWAYS" if always else "REQUIRED"
@@ -258,8 +259,8 @@ class CsvToIon(Conversion):
         self._sep = char(ctx, self.fieldSeparator, "fieldSeparator")
         self._quote = char(ctx, self.textDelimiter, "textDelimiter")
         self._skip_empty = render_bool(ctx, self.skipEmptyRows, "skipEmptyRows", False)
-        self._bad = choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
-        self._empty = choice(ctx, self.onEmptyHeader, "onEmptyHeader", ("DROP", "RENAME"))
+        self._bad = render_choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
+        self._empty = render_choice(ctx, self.onEmptyHeader, "onEmptyHeader", ("DROP", "RENAME"))
         self._skip_rows = render_int(ctx, self.skipRows, "skipRows", 0) or 0
         self._relaxed = render_bool(
             ctx, self.allowExtraCharsAfterClosingQuote, "allowExtraCharsAfterClosingQuote"

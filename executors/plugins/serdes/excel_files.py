@@ -46,12 +46,11 @@ from typing import IO, Any, ClassVar, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, TaskOutcome
-from executors.plugin import TaskPlugin, render_bool, render_int, render_str
+from executors.plugin import TaskPlugin, render_bool, render_choice, render_int, render_str
 from executors.plugins.serdes.base import (
     Cancelled,
     Files,
     Run,
-    choice,
     ion_rows,
     write_rows,
     zone,
@@ -243,8 +242,8 @@ class ExcelToIon(TaskPlugin):
             header=render_bool(ctx, self.header, "header", True),
             skip_empty=render_bool(ctx, self.skipEmptyRows, "skipEmptyRows", False),
             skip_rows=max(render_int(ctx, self.skipRows, "skipRows", 0) or 0, 0),
-            values=choice(ctx, self.valueRender, "valueRender", VALUE_RENDERS) or "",
-            dates=choice(ctx, self.dateTimeRender, "dateTimeRender", DATE_RENDERS) or "",
+            values=render_choice(ctx, self.valueRender, "valueRender", VALUE_RENDERS) or "",
+            dates=render_choice(ctx, self.dateTimeRender, "dateTimeRender", DATE_RENDERS) or "",
         )
         files = Files(ctx)
         run = Run(ctx.cancelled)
