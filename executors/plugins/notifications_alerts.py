@@ -43,7 +43,6 @@ from pydantic import Field
 from executors.base import TaskContext, TaskError, to_text
 from executors.plugin import TaskPlugin, render_list, render_map, render_str
 from executors.plugins.notifications import (
-    EXECUTION_ID,
     OpsgenieAlert,
     PagerDutyAlert,
     SentryAlert,
@@ -51,12 +50,12 @@ from executors.plugins.notifications import (
     ZendutyAlert,
     ZulipIncomingWebhook,
     _dumps,
-    _ExecutionMixin,
+    _Execution,
     _outcome,
     _t,
     slack_execution_payload,
 )
-from schemas.flow.common import FlowModel, Str
+from schemas.flow.common import Str
 
 _OLD = "io.kestra.plugin.notifications"
 
@@ -77,16 +76,6 @@ def _put(ctx: TaskContext, body: dict[str, Any], pairs: list[tuple[str, Any]]) -
         value = ctx.render_str(prop)
         if value is not None:
             body[key] = value
-
-
-class _Execution(_ExecutionMixin, FlowModel):
-    """The properties every ``*Execution`` type adds (Kestra's ``ExecutionInterface``)."""
-
-    executionId: Str = EXECUTION_ID
-    customFields: dict[str, Any] | Str | None = None
-    customMessage: Str | None = None
-    templateUri: Str | None = None
-    templateRenderMap: dict[str, Any] | Str | None = None
 
 
 _SENTRY_PLATFORMS = (
