@@ -152,24 +152,43 @@ class Conversion(TaskPlugin):
         self.prepare(ctx)
         files = Files(ctx)
         source = await files.source(uri)
-        target = files.target(self.result_name())
-        run = Run(ctx.cancelled)
-        try:
-            with source:
-                count = await asyncio.to_thread(self.convert, source, target.stream, run)
-        except Cancelled:
-            target.discard()
-            return TaskOutcome(state="KILLED")
-        except BaseException:
-            target.discard()
-            raise
-        finally:
-            for line in run.warnings:
-                ctx.log("WARN", line)
-        out = await files.publish(target)
-        return TaskOutcome(
-            state="SUCCESS", outputs={"uri": out, "size": count}, metrics={"records": count}
+        return await convert_in_thread(
+            ctx,
+            files,
+            files.target(self.result_name()),
+            lambda target, run: self.convert(source, target, run),
+            [source],
         )
+
+
+async def convert_in_thread(
+    ctx: TaskContext,
+    files: Files,
+    target: Target,
+    convert: Callable[[IO[bytes], Run], int],
+    sources: list[IO[bytes]],
+) -> TaskOutcome:
+    """``convert(target stream, run)`` in a worker thread, then ``sources`` closed and the
+    run's warnings logged: the stored result (``uri``, ``size``, metric ``records``), or
+    KILLED when the task was killed (the result discarded, as on a failure)."""
+    run = Run(ctx.cancelled)
+    try:
+        count = await asyncio.to_thread(convert, target.stream, run)
+    except Cancelled:
+        target.discard()
+        return TaskOutcome(state="KILLED")
+    except BaseException:
+        target.discard()
+        raise
+    finally:
+        for source in sources:
+            source.close()
+        for line in run.warnings:
+            ctx.log("WARN", line)
+    out = await files.publish(target)
+    return TaskOutcome(
+        state="SUCCESS", outputs={"uri": out, "size": count}, metrics={"records": count}
+    )
 
 
 # ------------------------------------------------------------------------ property helpers

@@ -51,6 +51,7 @@ from executors.plugins.serdes.base import (
     Cancelled,
     Files,
     Run,
+    convert_in_thread,
     ion_rows,
     write_rows,
     zone,
@@ -98,22 +99,12 @@ class IonToExcel(TaskPlugin):
         writer = _ExcelWriter(header, styles, date_format, zone(ctx, self.timeZoneId))
         files = Files(ctx)
         sources = [(title, await files.source(uri)) for title, uri in sheets]
-        target = files.target("result.xlsx")
-        run = Run(ctx.cancelled)
-        try:
-            count = await asyncio.to_thread(writer.write, sources, target.stream, run)
-        except Cancelled:
-            target.discard()
-            return TaskOutcome(state="KILLED")
-        except BaseException:
-            target.discard()
-            raise
-        finally:
-            for _, source in sources:
-                source.close()
-        uri = await files.publish(target)
-        return TaskOutcome(
-            state="SUCCESS", outputs={"uri": uri, "size": count}, metrics={"records": count}
+        return await convert_in_thread(
+            ctx,
+            files,
+            files.target("result.xlsx"),
+            lambda target, run: writer.write(sources, target, run),
+            [source for _, source in sources],
         )
 
     def _sheets(self, ctx: TaskContext) -> list[tuple[str, str]]:
