@@ -21,10 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from executors.base import TaskContext
+from engine.stores.storage import LocalStorage, TaskLocation
+from executors.base import TaskContext, TaskOutcome
+from executors.registry import Registry, add_plugins
 
 
 @dataclass
@@ -220,3 +223,23 @@ def context(
         sleeper=time.sleep,
         **hooks,
     )
+
+
+# Where run_plugin's internal storage keeps the task's files.
+LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
+
+
+async def run_plugin(
+    task: dict[str, Any],
+    *,
+    time: FakeTime | None = None,
+    storage_dir: Path | None = None,
+    location: TaskLocation = LOC,
+    **hooks: Any,
+) -> tuple[TaskOutcome, TaskContext]:
+    """Run ``task`` as a worker does (through the plugin registry), in :func:`context`; with
+    ``storage_dir``, on a real internal storage below it."""
+    if storage_dir is not None:
+        hooks["storage"] = LocalStorage(storage_dir / "storage").for_task(location)
+    ctx = context(task, time=time, **hooks)
+    return await add_plugins(Registry()).run(task, ctx), ctx
