@@ -515,23 +515,28 @@ def parse_duration(value: Any) -> float:
     return -seconds if parts["sign"] == "-" else seconds
 
 
-def format_duration(seconds: float) -> str:
-    """A duration the way Java's ``Duration.toString`` prints it (``PT0.1S``, ``PT1M30S``)."""
+def format_duration(seconds: float, *, digits: int = 3) -> str:
+    """A duration the way Java's ``Duration.toString`` prints it (``PT0.1S``, ``PT1M30S``).
+
+    The fraction of a second is rounded to ``digits`` decimals: milliseconds by default (the
+    durations our tasks log), 6 for the microseconds of a database interval.
+    """
     if seconds == 0:
         return "PT0S"
-    millis = round(abs(seconds) * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, ms = divmod(rest, 1000)
+    unit = 10**digits
+    ticks = round(abs(seconds) * unit)
+    hours, rest = divmod(ticks, 3600 * unit)
+    minutes, rest = divmod(rest, 60 * unit)
+    secs, frac = divmod(rest, unit)
     sign = "-" if seconds < 0 else ""
     out = "PT"
     if hours:
         out += f"{sign}{hours}H"
     if minutes:
         out += f"{sign}{minutes}M"
-    if secs or ms:
-        frac = f".{ms:03d}".rstrip("0") if ms else ""
-        out += f"{sign}{secs}{frac}S"
+    if secs or frac:
+        fraction = f".{frac:0{digits}d}".rstrip("0") if frac else ""
+        out += f"{sign}{secs}{fraction}S"
     return out
 
 

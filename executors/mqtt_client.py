@@ -11,6 +11,7 @@ that does not know it refuses the connection, and an AUTH challenge is not answe
 
 A session is clean, as Kestra's (paho Java's default with memory persistence). :func:`connect`
 waits for the broker's CONNACK, so a refused connection fails at once with its reason.
+:func:`filter_problem` checks a topic filter (Subscribe's and the MQTT trigger's).
 """
 
 from __future__ import annotations
@@ -177,3 +178,17 @@ def decode_correlation(value: str, name: str = "correlationData") -> bytes:
         raise TaskError(
             f"The '{name}' property must be Base64-encoded, as it is binary on the wire: {exc}"
         ) from None
+
+
+def filter_problem(topic_filter: str) -> str | None:
+    """Why an MQTT topic filter is invalid (None if valid): ``+`` and ``#`` take a whole
+    level, ``#`` only the last one."""
+    if not topic_filter:
+        return "empty topic filter"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "+" in level and level != "+":
+            return f"'+' must be a whole level in {topic_filter!r}"
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return f"'#' must be the whole last level in {topic_filter!r}"
+    return None

@@ -34,8 +34,9 @@ Where plugins are found: :mod:`schemas.plugins`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
 from pydantic import ValidationError
 
 from executors.base import (
@@ -47,11 +48,16 @@ from executors.base import (
     parse_duration,
     to_text,
 )
+from schemas.flow.common import FlowModel
 from schemas.flow.task_base import TaskBase
 
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
-class TaskPlugin(TaskBase):
-    """Base of every plugin task type; see the module docstring."""
+
+class PluginType:
+    """How a plugin type names itself: a :class:`TaskPlugin` and a polling trigger
+    (:class:`executors.polling.PollingTrigger`) alike, mixed into their pydantic model."""
 
     # The family shown by ``headwater plugins list`` (e.g. "notifications", "email").
     family: ClassVar[str] = "other"
@@ -59,6 +65,9 @@ class TaskPlugin(TaskBase):
     aliases: ClassVar[tuple[str, ...]] = ()
     # Headwater's short name; default: the type's package and class, lower case.
     short: ClassVar[str | None] = None
+
+    if TYPE_CHECKING:
+        model_fields: ClassVar[dict[str, FieldInfo]]
 
     @classmethod
     def type_name(cls) -> str:
@@ -80,6 +89,10 @@ class TaskPlugin(TaskBase):
     def summary(cls) -> str:
         """The first line of the class docstring (for ``plugins list`` and the schema)."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+class TaskPlugin(PluginType, TaskBase):
+    """Base of every plugin task type; see the module docstring."""
 
     async def run(self, ctx: TaskContext) -> TaskOutcome | Mapping[str, Any] | None:
         raise NotImplementedError
@@ -154,8 +167,6 @@ def render_map(ctx: TaskContext, value: Any, name: str) -> dict[str, Any]:
         return {}
     rendered = ctx.render(value)
     if isinstance(rendered, str):
-        import orjson
-
         try:
             rendered = orjson.loads(rendered)
         except orjson.JSONDecodeError as exc:
@@ -163,3 +174,70 @@ def render_map(ctx: TaskContext, value: Any, name: str) -> dict[str, Any]:
     if not isinstance(rendered, Mapping):
         raise TaskError(f"property '{name}': expected a map, got {rendered!r}")
     return dict(rendered)
+
+
+def render_choice(ctx: TaskContext, value: Any, name: str, choices: tuple[str, ...]) -> str | None:
+    """An enum property, case-insensitive as Kestra's enum conversion: the choice, upper case;
+    None when unset."""
+    text = render_str(ctx, value, name)
+    if text is None:
+        return None
+    if text.upper() not in choices:
+        raise TaskError(f"property '{name}': expected one of {', '.join(choices)}, got {text!r}")
+    return text.upper()
+
+
+def render_float(ctx: TaskContext, value: Any, name: str) -> float | None:
+    """A rendered number property; unset or rendering empty is None."""
+    if value is None:
+        return None
+    rendered = ctx.render(value)
+    if rendered is None or rendered == "":
+        return None
+    try:
+        return float(to_text(rendered).strip())
+    except ValueError:
+        raise TaskError(f"property '{name}': expected a number, got {rendered!r}") from None
+
+
+def render_list(ctx: TaskContext, value: Any, name: str) -> list[str]:
+    """A rendered list-of-strings property; one string is a list of one (not read as JSON:
+    :func:`render_texts` does that)."""
+    if value is None:
+        return []
+    rendered = ctx.render(value)
+    if isinstance(rendered, str):
+        rendered = [rendered]
+    if not isinstance(rendered, list):
+        raise TaskError(f"property '{name}': expected a list, got {rendered!r}")
+    return [to_text(v) for v in rendered]
+
+
+def render_json(ctx: TaskContext, value: Any, name: str) -> Any:
+    """A rendered structured property: an expression may give the value or its JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, FlowModel):
+        value = value.model_dump(exclude_none=True)
+    elif isinstance(value, list):
+        value = [v.model_dump(exclude_none=True) if isinstance(v, FlowModel) else v for v in value]
+    rendered = ctx.render(value)
+    if isinstance(rendered, str):
+        text = rendered.strip()
+        if not text:
+            return None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise TaskError(f"property '{name}': expected JSON, got {rendered!r}") from None
+    return rendered
+
+
+def render_texts(ctx: TaskContext, value: Any, name: str, *, required: bool = False) -> list[str]:
+    """A list of texts read as :func:`render_json` reads it; one value is a list of one."""
+    rendered = render_json(ctx, value, name)
+    if rendered is None:
+        if required:
+            raise TaskError(f"property '{name}' is required")
+        return []
+    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]

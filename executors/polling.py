@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from executors.base import KVStore, Storage, TaskContext, TaskError, iso_millis
-from executors.plugin import render_str
+from executors.plugin import PluginType, render_str
 from schemas.flow.common import Duration, Labels
 from schemas.flow.trigger_base import TriggerBase
 from triggers.ids import execution_id
@@ -93,38 +93,15 @@ class PollContext:
         return exec_id
 
 
-class PollingTrigger(TriggerBase):
+class PollingTrigger(PluginType, TriggerBase):
     """Base of every polling trigger type; see the module docstring."""
 
-    family: ClassVar[str] = "other"
-    aliases: ClassVar[tuple[str, ...]] = ()
-    short: ClassVar[str | None] = None
     # Kestra's default ``interval`` of the type.
     default_interval_s: ClassVar[float] = 60.0
 
     interval: Duration | None = None
     labels: Labels | None = None
     inputs: dict[str, Any] | None = None
-
-    @classmethod
-    def type_name(cls) -> str:
-        annotation = cls.model_fields["type"].annotation
-        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
-        if len(args) != 1 or not isinstance(args[0], str):
-            raise TypeError(f"{cls.__name__}.type must be a Literal of one type name")
-        name: str = args[0]
-        return name
-
-    @classmethod
-    def short_name(cls) -> str:
-        if cls.short:
-            return cls.short
-        package, _, name = cls.type_name().rpartition(".")
-        return f"{package.rsplit('.', 1)[-1]}_{name}".lower()
-
-    @classmethod
-    def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
     def interval_seconds(self) -> float:
         """The poll period: ``interval`` (an ISO-8601 duration), else the type's default."""

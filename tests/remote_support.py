@@ -61,8 +61,10 @@ def unique(prefix: str) -> str:
 
 
 def ctx_for(
-    task: dict[str, Any], tmp_path: Path, secrets: frozenset[str] = frozenset()
+    task: dict[str, Any], tmp_path: Path, secrets: frozenset[str] = frozenset(), **hooks: Any
 ) -> TaskContext:
+    """A job's context with the test's internal storage and working directory (``hooks``: more
+    of ``TaskContext.for_job``'s arguments)."""
     storage = LocalStorage(tmp_path / "storage")
     return TaskContext.for_job(
         execution_id="exec1",
@@ -73,6 +75,7 @@ def ctx_for(
         storage=storage.for_task(LOC),
         working_dir=str(tmp_path / "work"),
         secrets=secrets,
+        **hooks,
     )
 
 

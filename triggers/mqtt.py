@@ -44,6 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from engine.errors import ConfigError, ServiceError
+from executors.mqtt_client import filter_problem as filter_problem  # re-exported
 from schemas.envelope import new_id
 from schemas.flow.triggers import MqttTrigger
 from triggers.ids import digest, mqtt_coordinates
@@ -63,20 +64,6 @@ KEEPALIVE_S = 30
 CONNECT_TIMEOUT_S = 10.0
 # Kestra's default protocol when a flow names none (``AbstractMqttConnection.mqttVersion``).
 DEFAULT_VERSION = "V5"
-
-
-def filter_problem(topic_filter: str) -> str | None:
-    """Why an MQTT topic filter is invalid (None if valid): ``+`` and ``#`` take a whole
-    level, ``#`` only the last one."""
-    if not topic_filter:
-        return "empty topic filter"
-    levels = topic_filter.split("/")
-    for i, level in enumerate(levels):
-        if "+" in level and level != "+":
-            return f"'+' must be a whole level in {topic_filter!r}"
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return f"'#' must be the whole last level in {topic_filter!r}"
-    return None
 
 
 def decode_payload(payload: bytes, serde: str) -> Any:

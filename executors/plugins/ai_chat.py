@@ -62,7 +62,15 @@ import orjson
 
 from executors.api_client import ApiClient, base_url, dig
 from executors.base import TaskContext, TaskError, TaskOutcome, to_text
-from executors.plugin import TaskPlugin, render_bool, render_int, render_seconds, render_str
+from executors.plugin import (
+    TaskPlugin,
+    render_bool,
+    render_float,
+    render_int,
+    render_json,
+    render_seconds,
+    render_str,
+)
 from executors.plugins.notifications import RequestOptions
 from schemas.flow.common import BoolOrExpr, FlowModel, IntOrExpr, NumberOrExpr, Str
 
@@ -77,38 +85,6 @@ class ChatMessage(FlowModel):
     type: Str | None = None
     content: Any = None
     name: Str | None = None
-
-
-def render_float(ctx: TaskContext, value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    rendered = ctx.render(value)
-    if rendered is None or rendered == "":
-        return None
-    try:
-        return float(to_text(rendered).strip())
-    except ValueError:
-        raise TaskError(f"property '{name}': expected a number, got {rendered!r}") from None
-
-
-def render_json(ctx: TaskContext, value: Any, name: str) -> Any:
-    """A rendered structured property: an expression may give the value or its JSON text."""
-    if value is None:
-        return None
-    if isinstance(value, FlowModel):
-        value = value.model_dump(exclude_none=True)
-    elif isinstance(value, list):
-        value = [v.model_dump(exclude_none=True) if isinstance(v, FlowModel) else v for v in value]
-    rendered = ctx.render(value)
-    if isinstance(rendered, str):
-        text = rendered.strip()
-        if not text:
-            return None
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise TaskError(f"property '{name}': expected JSON, got {rendered!r}") from None
-    return rendered
 
 
 def parse_json_text(text: str, name: str) -> Any:

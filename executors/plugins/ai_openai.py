@@ -44,15 +44,20 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from executors.base import TaskContext, TaskError, TaskOutcome, to_text
-from executors.plugin import TaskPlugin, render_bool, render_int, render_str
+from executors.plugin import (
+    TaskPlugin,
+    render_bool,
+    render_float,
+    render_int,
+    render_json,
+    render_str,
+)
 from executors.plugins.ai_chat import (
     CHAT_USAGE,
     ChatMessage,
     ChatTask,
     api_key,
     parse_json_text,
-    render_float,
-    render_json,
     render_messages,
     usage_metrics,
 )

@@ -17,8 +17,6 @@ honours ``moveTo.container``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
 
 from executors.plugin import render_str
@@ -65,18 +63,13 @@ class Trigger(PollingTrigger, AzureSasConnection, BlobListing):
         max_files = c.render_max(task, self.maxFiles, "maxFiles", 25)
         container = render_str(task, self.container, "container", required=True) or ""
 
-        @contextlib.asynccontextmanager
-        async def store() -> AsyncIterator[Any]:
-            async with connect(task, settings) as opened:
-                yield opened
-
         async def listing(opened: Any) -> list[Obj]:
             assert isinstance(opened, AzureBlobs)
             listed = await list_blobs(opened, task, self, None)
             return o.cap(task, listed, max_files, MAX_FILES_WARNING)
 
         watch = o.Watch(
-            connect=store,
+            connect=lambda: connect(task, settings),
             listing=listing,
             uri=lambda obj: f"az://{container}/{obj.name}",
             version=_version,

@@ -27,10 +27,15 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from executors.api_client import ApiClient
-from executors.base import TaskContext, TaskError, to_text
+from executors.base import TaskContext, TaskError
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_bool, render_int, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import (
+    TaskPlugin,
+    render_bool,
+    render_int,
+    render_str,
+    render_texts,
+)
 from schemas.flow.common import BoolOrExpr, IntOrExpr, Str
 
 CLOUDFLARE_URL = "https://api.cloudflare.com/client/v4"
@@ -60,13 +65,6 @@ class _Cloudflare(TaskPlugin):
         return answer.get("result")
 
 
-def _list(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    rendered = render_json(ctx, value, name)
-    if rendered is None:
-        return []
-    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]
-
-
 class CachePurge(_Cloudflare):
     """Purge a Cloudflare zone's cache (everything, files or tags)."""
 
@@ -79,7 +77,7 @@ class CachePurge(_Cloudflare):
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         zone = render_str(ctx, self.zoneId, "zoneId", required=True)
-        files, tags = _list(ctx, self.files, "files"), _list(ctx, self.tags, "tags")
+        files, tags = render_texts(ctx, self.files, "files"), render_texts(ctx, self.tags, "tags")
         body: dict[str, Any]
         if render_bool(ctx, self.purgeAll, "purgeAll"):
             ctx.log("INFO", f"Purging entire cache for zone '{zone}'")

@@ -1,7 +1,8 @@
 """Kestra's compress plugin (kestra-io/plugin-compress): archives and compressed files.
 
-- ``ArchiveCompress``: ``from`` (a map ``path in the archive -> internal-storage URI``, a list
-  of such maps, or the URI of an ION file of them; the keys are rendered), ``algorithm`` (ZIP,
+- ``ArchiveCompress``: ``from`` (Kestra's ``Data.from``, :func:`executors.data.read_from`: a map
+  ``path in the archive -> internal-storage URI``, a list of such maps, their JSON text, or the
+  URI of an ION file of them; each row's paths and URIs are rendered), ``algorithm`` (ZIP,
   JAR, TAR; required), ``compression`` (optional, around the archive: ``TAR`` + ``GZIP`` is a
   .tar.gz). Each file is streamed into the archive (TAR entries use POSIX long names, as Kestra
   sets). Output ``uri``: the archive in internal storage.
@@ -43,11 +44,10 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar, Literal
 
-import orjson
 from pydantic import Field
 
-from executors import ion
 from executors.base import TaskContext, TaskError, TaskOutcome
+from executors.data import read_from
 from executors.plugin import TaskPlugin, render_str
 from schemas.flow.common import Str
 
@@ -387,20 +387,6 @@ class ArchiveDecompress(_Archive):
         )
 
 
-def _sources(ctx: TaskContext, value: Any) -> Any:
-    """``from`` as maps (Kestra's ``Data.From``: a map, a list of maps, or an ION file's URI)."""
-    rendered = ctx.render(value) if isinstance(value, str) else value
-    if isinstance(rendered, str):
-        text = rendered.strip()
-        if text.startswith("{") or text.startswith("["):
-            try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                raise TaskError(f"property 'from' is not valid JSON: {exc}") from None
-        return text
-    return rendered
-
-
 class ArchiveCompress(_Archive):
     """Build a ZIP, JAR or TAR archive (optionally compressed) from internal-storage files."""
 
@@ -408,21 +394,9 @@ class ArchiveCompress(_Archive):
     from_: dict[str, Any] | list[dict[str, Any]] | Str = Field(alias="from")
 
     async def entries(self, ctx: TaskContext) -> list[tuple[str, Path]]:
-        value = _sources(ctx, self.from_)
         storage = _storage(ctx)
-        if isinstance(value, str):
-            if not value.startswith("kestra://"):
-                raise TaskError(
-                    f"property 'from': expected a map or an ION file's URI, got {value!r}"
-                )
-            ion_path = await storage.local_path(value)
-
-            def read() -> list[Any]:
-                with ion_path.open("rb") as stream:
-                    return list(ion.iter_values(stream))
-
-            value = await asyncio.to_thread(read)
-        rows = value if isinstance(value, list) else [value]
+        # Kestra's Data.from; each row's path and URI are rendered (again), as Kestra does.
+        rows = await asyncio.to_thread((await read_from(ctx, self.from_)).as_list)
         out: list[tuple[str, Path]] = []
         for row in rows:
             if not isinstance(row, Mapping):

@@ -51,7 +51,9 @@ import orjson
 
 from executors.base import TaskContext, TaskError, TaskOutcome, format_duration, to_text
 from executors.http_client import (
+    ClientSetup,
     HttpOptions,
+    RequestParts,
     build_request,
     client_setup,
     log_request,
@@ -67,14 +69,14 @@ from schemas.flow.common import BoolOrExpr, Str
 WRITE_BATCH_BYTES = 1024 * 1024
 
 
-class Download(TaskPlugin):
-    """Download a file over HTTP(S) into internal storage, streamed."""
+class _Http(TaskPlugin):
+    """Kestra's ``AbstractHttp`` properties, and the request they describe."""
 
     family: ClassVar[str] = "core"
-    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.fs.http.Download",)
-    short: ClassVar[str | None] = "http_download"
 
-    type: Literal["io.kestra.plugin.core.http.Download"]
+    # Each type narrows it to its literal; declared here, it keeps its place before the shared
+    # properties (the JSON Schema's order).
+    type: str
     uri: Str
     method: Str | None = "GET"
     body: Any = None
@@ -83,14 +85,9 @@ class Download(TaskPlugin):
     contentType: Str | None = "application/json"
     headers: dict[str, Any] | Str | None = None
     options: HttpOptions | None = None
-    failOnEmptyResponse: BoolOrExpr | None = True
-    saveAs: Str | None = None
 
-    async def run(self, ctx: TaskContext) -> TaskOutcome:
-        if ctx.storage is None:
-            raise TaskError("http.Download needs internal storage, and this worker has none")
-        setup = client_setup(ctx, self.options)
-        request = await build_request(
+    async def request(self, ctx: TaskContext, setup: ClientSetup) -> RequestParts:
+        return await build_request(
             ctx,
             setup,
             uri=self.uri,
@@ -101,6 +98,23 @@ class Download(TaskPlugin):
             form_data=self.formData,
             content_type=self.contentType,
         )
+
+
+class Download(_Http):
+    """Download a file over HTTP(S) into internal storage, streamed."""
+
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.fs.http.Download",)
+    short: ClassVar[str | None] = "http_download"
+
+    type: Literal["io.kestra.plugin.core.http.Download"]
+    failOnEmptyResponse: BoolOrExpr | None = True
+    saveAs: Str | None = None
+
+    async def run(self, ctx: TaskContext) -> TaskOutcome:
+        if ctx.storage is None:
+            raise TaskError("http.Download needs internal storage, and this worker has none")
+        setup = client_setup(ctx, self.options)
+        request = await self.request(ctx, setup)
         fail_empty = render_bool(ctx, self.failOnEmptyResponse, "failOnEmptyResponse", True)
         save_as = render_str(ctx, self.saveAs, "saveAs")
         temp = await asyncio.to_thread(_temp_file, ctx.working_dir)
@@ -218,21 +232,12 @@ def _uri_name(url: str) -> str:
     return segment or "download"
 
 
-class SseRequest(TaskPlugin):
+class SseRequest(_Http):
     """Read a Server-Sent Events stream and expose its events (or a jq concatenation)."""
 
-    family: ClassVar[str] = "core"
     short: ClassVar[str | None] = "http_sse"
 
     type: Literal["io.kestra.plugin.core.http.SseRequest"]
-    uri: Str
-    method: Str | None = "GET"
-    body: Any = None
-    formData: dict[str, Any] | Str | None = None
-    params: dict[str, Any] | Str | None = None
-    contentType: Str | None = "application/json"
-    headers: dict[str, Any] | Str | None = None
-    options: HttpOptions | None = None
     concatJqExpression: Str | None = None
     failedOnMissingJq: BoolOrExpr | None = True
 
@@ -249,17 +254,7 @@ class SseRequest(TaskPlugin):
                 raise TaskError(f"property 'concatJqExpression': {exc}") from None
         fail_missing = render_bool(ctx, self.failedOnMissingJq, "failedOnMissingJq", True)
         setup = client_setup(ctx, self.options)
-        request = await build_request(
-            ctx,
-            setup,
-            uri=self.uri,
-            method=self.method,
-            headers=self.headers,
-            params=self.params,
-            body=self.body,
-            form_data=self.formData,
-            content_type=self.contentType,
-        )
+        request = await self.request(ctx, setup)
         events: list[dict[str, Any]] = []
         try:
             log_request(ctx, setup, request)

@@ -195,16 +195,14 @@ class DbtCLI(_Dbt):
             else:
                 text = value if isinstance(value, str) else orjson.dumps(value).decode()
                 await asyncio.to_thread(_write_text, project / "target" / "manifest.json", text)
-        profiles = render_str(ctx, self.profiles, "profiles")
-        if profiles:
-            target = run.root / "profiles.yml"
-            if await asyncio.to_thread(target.exists):
-                ctx.log(
-                    "INFO",
-                    "A 'profiles.yml' file already exists in the task working directory; it "
-                    "will be overridden.",
-                )
-            await asyncio.to_thread(_write_text, target, profiles)
+        await _write_profiles(
+            run,
+            self.profiles,
+            run.root / "profiles.yml",
+            "INFO",
+            "A 'profiles.yml' file already exists in the task working directory; it will be "
+            "overridden.",
+        )
         engine = render_str(ctx, self.engine, "engine")
         if engine and engine.upper() == "FUSION":
             ctx.log("WARN", "engine FUSION: this worker runs the dbt it provides (dbt Core)")
@@ -242,6 +240,19 @@ def _kv_location(run: CLIRun, where: KvStoreManifest, name: str) -> tuple[str, s
     namespace = render_str(run.ctx, where.namespace, f"{name}.namespace", required=True)
     key = render_str(run.ctx, where.key, f"{name}.key", required=True)
     return namespace or "", key or ""
+
+
+async def _write_profiles(
+    run: CLIRun, profiles: Any, target: Path, level: str, overriding: str
+) -> None:
+    """Write the rendered ``profiles`` (when set) to ``target``; ``overriding`` is logged at
+    ``level`` when a file is there already (DbtCLI and the deprecated tasks word it apart)."""
+    text = render_str(run.ctx, profiles, "profiles")
+    if not text:
+        return
+    if await asyncio.to_thread(target.exists):
+        run.ctx.log(level, overriding)
+    await asyncio.to_thread(_write_text, target, text)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -284,16 +295,14 @@ class _LegacyDbt(_Dbt):
         return "SUCCESS"  # a ScriptOutput: dbt's warnings do not change the state
 
     async def prepare(self, run: CLIRun) -> None:
-        profiles = render_str(run.ctx, self.profiles, "profiles")
-        if profiles:
-            target = run.root / ".profile" / "profiles.yml"
-            if await asyncio.to_thread(target.exists):
-                run.ctx.log(
-                    "WARN",
-                    "A 'profiles.yml' file already exist in the task working directory, it "
-                    "will be overridden.",
-                )
-            await asyncio.to_thread(_write_text, target, profiles)
+        await _write_profiles(
+            run,
+            self.profiles,
+            run.root / ".profile" / "profiles.yml",
+            "WARN",
+            "A 'profiles.yml' file already exist in the task working directory, it will be "
+            "overridden.",
+        )
 
     def script(self, run: CLIRun) -> str:
         ctx = run.ctx

@@ -45,19 +45,11 @@ from typing import Any, ClassVar, Literal
 from executors import ion
 from executors.api_client import ApiClient, base_url, dig
 from executors.base import TaskContext, TaskError, to_text
-from executors.plugin import TaskPlugin, render_int, render_map, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import TaskPlugin, render_int, render_map, render_str, render_texts
 from schemas.flow.common import IntOrExpr, Str
 
 GITHUB_FIELDS_VERSION = "2026-03-10"
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{21,}$")
-
-
-def _texts(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    rendered = render_json(ctx, value, name)
-    if rendered is None:
-        return []
-    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]
 
 
 class _GitHub(TaskPlugin):
@@ -119,8 +111,8 @@ class GitHubIssueCreate(_GitHub):
         body = {
             "title": ctx.render_str(self.title),
             "body": ctx.render_str(self.body),
-            "labels": _texts(ctx, self.labels, "labels"),
-            "assignees": _texts(ctx, self.assignees, "assignees"),
+            "labels": render_texts(ctx, self.labels, "labels"),
+            "assignees": render_texts(ctx, self.assignees, "assignees"),
         }
         fields = render_map(ctx, self.fields, "fields")
         async with self.client(ctx) as api:

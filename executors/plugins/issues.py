@@ -47,18 +47,10 @@ from pydantic import Field
 from executors.api_client import ApiClient
 from executors.base import TaskContext, TaskError, to_text
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_map, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import TaskPlugin, render_map, render_str, render_texts
 from schemas.flow.common import Str
 
 JIRA_ISSUE = "/rest/api/2/issue/"
-
-
-def _texts(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    rendered = render_json(ctx, value, name)
-    if rendered is None:
-        return []
-    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]
 
 
 class _Jira(TaskPlugin):
@@ -119,7 +111,7 @@ class JiraCreate(_Jira):
         issue_type = ctx.render_str(self.issueTypeId)
         if issue_type is not None:
             fields["issuetype"] = {"id": int(issue_type) if issue_type.isdigit() else issue_type}
-        fields["labels"] = ["kestra-bot", *_texts(ctx, self.labels, "labels")]
+        fields["labels"] = ["kestra-bot", *render_texts(ctx, self.labels, "labels")]
         return {"fields": fields}
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
@@ -189,7 +181,7 @@ class GitLabIssueCreate(_GitLab):
         if self.issueDescription is not None:
             body["description"] = ctx.render_str(self.issueDescription)
         if self.labels is not None:
-            body["labels"] = _texts(ctx, self.labels, "labels")
+            body["labels"] = render_texts(ctx, self.labels, "labels")
         api, path = self.client(ctx)
         async with api:
             answer = await api.call("POST", path, json=body)
@@ -216,7 +208,7 @@ class GitLabIssueSearch(_GitLab):
             params["search"] = ctx.render_str(self.search)
         params["state"] = ctx.render_str(self.state) or "opened"
         if self.labels is not None:
-            params["labels"] = ",".join(_texts(ctx, self.labels, "labels"))
+            params["labels"] = ",".join(render_texts(ctx, self.labels, "labels"))
         api, path = self.client(ctx)
         async with api:
             answer = await api.call("GET", path, params=params)

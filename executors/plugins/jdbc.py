@@ -56,7 +56,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, TaskOutcome
-from executors.plugin import render_bool, render_int, render_seconds
+from executors.plugin import render_bool, render_int, render_list, render_seconds
 from executors.sql.bulk import BatchSpec, CopyOptions, copy_in, copy_out, copy_statement, run_batch
 from executors.sql.embedded import DuckDbTask, SqliteTask
 from executors.sql.engine import Handle, in_thread
@@ -218,14 +218,6 @@ class _PgCopy(PostgresTask):
     encoding: Str | None = None
     socketTimeout: IntOrExpr | None = None
 
-    def _list(self, ctx: TaskContext, value: Any, name: str) -> list[str]:
-        rendered = ctx.render(value) if value is not None else []
-        if isinstance(rendered, str):
-            rendered = [rendered]
-        if not isinstance(rendered, list):
-            raise TaskError(f"property '{name}' must be a list of strings")
-        return [str(v) for v in rendered]
-
     def _char(self, ctx: TaskContext, value: Any, name: str) -> str | None:
         if value is None:
             return None
@@ -247,13 +239,13 @@ class _PgCopy(PostgresTask):
             header=render_bool(ctx, self.header, "header") if self.header is not None else None,
             quote=self._char(ctx, self.quote, "quote"),
             escape=self._char(ctx, self.escape, "escape"),
-            force_quote=self._list(ctx, self.forceQuote, "forceQuote"),
-            force_not_null=self._list(ctx, self.forceNotNull, "forceNotNull"),
-            force_null=self._list(ctx, self.forceNull, "forceNull"),
+            force_quote=render_list(ctx, self.forceQuote, "forceQuote"),
+            force_not_null=render_list(ctx, self.forceNotNull, "forceNotNull"),
+            force_null=render_list(ctx, self.forceNull, "forceNull"),
             encoding=ctx.render_str(self.encoding),
         )
         table = ctx.render_str(self.table)
-        return copy_statement(table, self._list(ctx, self.columns, "columns"), query, direction,
+        return copy_statement(table, render_list(ctx, self.columns, "columns"), query, direction,
                               opts)  # fmt: skip
 
 
@@ -334,7 +326,7 @@ class _Batch(SqlTask):
         chunk = render_int(ctx, self.chunk, "chunk", 1000) or 1000
         if chunk < 1:
             raise TaskError("property 'chunk' must be at least 1")
-        columns = _PgCopy._list(self, ctx, self.columns, "columns")  # type: ignore[arg-type]
+        columns = render_list(ctx, self.columns, "columns")
         handling = (ctx.render_str(self.inputHandling) or "AUTO").upper()
         limit = render_int(ctx, self.localBufferMaxBytes, "localBufferMaxBytes") or 0
         scope = (ctx.render_str(self.retryScope) or "INPUT").upper()

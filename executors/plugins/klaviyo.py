@@ -19,9 +19,8 @@ from typing import Any, ClassVar, Literal
 
 from executors import ion
 from executors.api_client import ApiClient, ApiTask, Killed
-from executors.base import TaskContext, TaskError, TaskOutcome, to_text
-from executors.plugin import TaskPlugin, render_str
-from executors.plugins.ai_chat import render_json
+from executors.base import TaskContext, TaskError, TaskOutcome
+from executors.plugin import TaskPlugin, render_str, render_texts
 from schemas.flow.common import Str
 
 KLAVIYO_URL = "https://a.klaviyo.com/api"
@@ -89,13 +88,6 @@ class _KlaviyoRead(ApiTask):
         return out
 
 
-def _ids(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    rendered = render_json(ctx, value, name)
-    if rendered is None:
-        raise TaskError(f"property '{name}' is required")
-    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]
-
-
 class GetRecipientCount(_KlaviyoRead):
     """Estimate the recipients of Klaviyo campaigns."""
 
@@ -108,7 +100,7 @@ class GetRecipientCount(_KlaviyoRead):
     campaignIds: list[Str] | Str
 
     def ids(self, ctx: TaskContext) -> list[str]:
-        return _ids(ctx, self.campaignIds, "campaignIds")
+        return render_texts(ctx, self.campaignIds, "campaignIds", required=True)
 
 
 class GetSendJob(_KlaviyoRead):
@@ -123,7 +115,7 @@ class GetSendJob(_KlaviyoRead):
     jobIds: list[Str] | Str
 
     def ids(self, ctx: TaskContext) -> list[str]:
-        return _ids(ctx, self.jobIds, "jobIds")
+        return render_texts(ctx, self.jobIds, "jobIds", required=True)
 
 
 PLUGINS: list[type[TaskPlugin]] = [GetRecipientCount, GetSendJob]

@@ -39,7 +39,7 @@ import orjson
 
 from executors.base import TaskContext, TaskError, TaskOutcome
 from executors.data import IonSink
-from executors.mqtt_client import MqttSettings, close, connect, mqtt_settings
+from executors.mqtt_client import MqttSettings, close, connect, filter_problem, mqtt_settings
 from executors.plugin import TaskPlugin, render_int, render_seconds
 from schemas.flow.common import BoolOrExpr, Duration, IntOrExpr, Str
 
@@ -79,7 +79,7 @@ class Subscribe(TaskPlugin):
         rendered = ctx.render(self.topic)
         topics = [str(t) for t in (rendered if isinstance(rendered, list) else [rendered])]
         for topic in topics:
-            problem = _filter_problem(topic)
+            problem = filter_problem(topic)
             if problem:
                 raise TaskError(f"property 'topic': {problem}")
         qos = render_int(ctx, self.qos, "qos", 1)
@@ -123,18 +123,6 @@ class _Plan:
         self.serde = serde
         self.max_records = max_records
         self.max_duration = max_duration
-
-
-def _filter_problem(topic_filter: str) -> str | None:
-    if not topic_filter:
-        return "empty topic filter"
-    levels = topic_filter.split("/")
-    for i, level in enumerate(levels):
-        if "+" in level and level != "+":
-            return f"'+' must be a whole level in {topic_filter!r}"
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return f"'#' must be the whole last level in {topic_filter!r}"
-    return None
 
 
 def _subscribe(plan: _Plan, sink: IonSink, ctx: TaskContext) -> dict[str, int]:

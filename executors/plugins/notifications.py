@@ -540,6 +540,16 @@ class _ExecutionMixin:
 EXECUTION_ID = "{{ execution.id }}"
 
 
+class _Execution(_ExecutionMixin, FlowModel):
+    """The properties every ``*Execution`` type adds (Kestra's ``ExecutionInterface``)."""
+
+    executionId: Str = EXECUTION_ID
+    customFields: dict[str, Any] | Str | None = None
+    customMessage: Str | None = None
+    templateUri: Str | None = None
+    templateRenderMap: dict[str, Any] | Str | None = None
+
+
 def slack_execution_payload(s: Mapping[str, Any]) -> dict[str, Any]:
     """``slack-template.peb`` as data."""
     e = s["execution"]

@@ -41,9 +41,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, to_text
-from executors.plugin import TaskPlugin, render_map, render_str
+from executors.plugin import TaskPlugin, render_list, render_map, render_str
 from executors.plugins.notifications import (
-    EXECUTION_ID,
     OpsgenieAlert,
     PagerDutyAlert,
     SentryAlert,
@@ -51,12 +50,12 @@ from executors.plugins.notifications import (
     ZendutyAlert,
     ZulipIncomingWebhook,
     _dumps,
-    _ExecutionMixin,
+    _Execution,
     _outcome,
     _t,
     slack_execution_payload,
 )
-from schemas.flow.common import FlowModel, Str
+from schemas.flow.common import Str
 
 _OLD = "io.kestra.plugin.notifications"
 
@@ -71,33 +70,12 @@ def _link_title(s: Mapping[str, Any], arrow: str = "➛") -> str:
     return f"*<{s['link']}|{title}>*" if "link" in s else f"*{title}*"
 
 
-def _render_list(ctx: TaskContext, value: Any, name: str) -> list[Any]:
-    if value is None:
-        return []
-    rendered = ctx.render(value)
-    if isinstance(rendered, str):
-        rendered = [rendered]
-    if not isinstance(rendered, list):
-        raise TaskError(f"property '{name}': expected a list, got {rendered!r}")
-    return rendered
-
-
 def _put(ctx: TaskContext, body: dict[str, Any], pairs: list[tuple[str, Any]]) -> None:
     """Kestra's ``if (property present) map.put(key, rendered)`` for string properties."""
     for key, prop in pairs:
         value = ctx.render_str(prop)
         if value is not None:
             body[key] = value
-
-
-class _Execution(_ExecutionMixin, FlowModel):
-    """The properties every ``*Execution`` type adds (Kestra's ``ExecutionInterface``)."""
-
-    executionId: Str = EXECUTION_ID
-    customFields: dict[str, Any] | Str | None = None
-    customMessage: Str | None = None
-    templateUri: Str | None = None
-    templateRenderMap: dict[str, Any] | Str | None = None
 
 
 _SENTRY_PLATFORMS = (
@@ -239,7 +217,7 @@ class OpsgenieExecution(_Execution, OpsgenieAlert):
             pairs = _id_types(ctx, prop, key)
             if pairs:
                 body[key] = pairs
-        tags = [to_text(t) for t in _render_list(ctx, self.tags, "tags")]
+        tags = render_list(ctx, self.tags, "tags")
         if tags:
             body["tags"] = tags
         _put(ctx, body, [("priority", self.priority)])
@@ -285,7 +263,7 @@ class ZendutyExecution(_Execution, ZendutyAlert):
         if self.alertType is not None:
             body["alert_type"] = _enum(ctx, self.alertType, "alertType", _ZENDUTY_TYPES).lower()
         _put(ctx, body, [("entity_id", self.entityId)])
-        urls = [to_text(u) for u in _render_list(ctx, self.urls, "urls")]
+        urls = render_list(ctx, self.urls, "urls")
         if urls:
             body["urls"] = urls
         return _dumps(body)

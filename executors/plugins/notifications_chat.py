@@ -51,28 +51,17 @@ from pydantic import Field
 from executors.base import TaskContext, TaskError, iso_millis, to_text
 from executors.plugin import TaskPlugin, render_str
 from executors.plugins.notifications import (
-    EXECUTION_ID,
     _dumps,
-    _ExecutionMixin,
+    _Execution,
     _Notification,
     _outcome,
     _PayloadWebhook,
     _t,
     _title,
 )
-from schemas.flow.common import FlowModel, Str
+from schemas.flow.common import Str
 
 _OLD = "io.kestra.plugin.notifications"
-
-
-class _Execution(_ExecutionMixin, FlowModel):
-    """The properties every ``*Execution`` type adds (Kestra's ``ExecutionInterface``)."""
-
-    executionId: Str = EXECUTION_ID
-    customFields: dict[str, Any] | Str | None = None
-    customMessage: Str | None = None
-    templateUri: Str | None = None
-    templateRenderMap: dict[str, Any] | Str | None = None
 
 
 def _linked_title(s: Mapping[str, Any]) -> str:

@@ -35,8 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from executors import ion
 from executors.base import SECRET_MASK, TaskContext, TaskError, to_text
-from executors.plugin import TaskPlugin, render_int, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import TaskPlugin, render_int, render_json, render_str
 from schemas.flow.common import IntOrExpr, Str
 
 # An Odoo call that has not answered after this long fails (Kestra's client waits forever).

@@ -27,8 +27,7 @@ from executors import ion
 from executors.api_client import Answer, ApiClient, base_url
 from executors.base import TaskContext, TaskError, to_text
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_int, render_map, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import TaskPlugin, render_int, render_json, render_map, render_str
 from schemas.flow.common import IntOrExpr, Str
 
 

@@ -45,29 +45,21 @@ from executors import ion
 from executors.api_client import ApiClient, ApiError, base_url, dig
 from executors.base import TaskContext, TaskError, to_text
 from executors.http_client import HttpOptions
-from executors.plugin import TaskPlugin, render_bool, render_int, render_map, render_str
-from executors.plugins.ai_chat import render_json
+from executors.plugin import (
+    TaskPlugin,
+    render_bool,
+    render_choice,
+    render_int,
+    render_json,
+    render_map,
+    render_str,
+    render_texts,
+)
 from schemas.flow.common import BoolOrExpr, IntOrExpr, Str
 
 LINEAR_MUTATION = (
     "mutation ($input: IssueCreateInput!) { issueCreate(input: $input) { success issue { id } } }"
 )
-
-
-def _names(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    rendered = render_json(ctx, value, name)
-    if rendered is None:
-        return []
-    return [to_text(v) for v in (rendered if isinstance(rendered, list) else [rendered])]
-
-
-def _choice(ctx: TaskContext, value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
-    text = ctx.render_str(value)
-    if text is None:
-        return None
-    if text.upper() not in allowed:
-        raise TaskError(f"property '{name}': expected one of {', '.join(allowed)}, got {text!r}")
-    return text.upper()
 
 
 class LinearIssueCreate(TaskPlugin):
@@ -86,7 +78,7 @@ class LinearIssueCreate(TaskPlugin):
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         token = render_str(ctx, self.token, "token", required=True) or ""
         team = render_str(ctx, self.team, "team", required=True) or ""
-        wanted = _names(ctx, self.labels, "labels")
+        wanted = render_texts(ctx, self.labels, "labels")
         async with ApiClient(
             ctx, "Linear", base_url("linear"), headers={"Authorization": token}, secrets=[token]
         ) as api:
@@ -169,14 +161,14 @@ class ZendeskTicketCreate(TaskPlugin):
         ticket: dict[str, Any] = {
             "subject": ctx.render_str(self.subject),
             "description": ctx.render_str(self.description),
-            "priority": _choice(
+            "priority": render_choice(
                 ctx, self.priority, "priority", ("URGENT", "HIGH", "NORMAL", "LOW")
             ),
-            "type": _choice(
+            "type": render_choice(
                 ctx, self.ticketType, "ticketType", ("PROBLEM", "INCIDENT", "QUESTION", "TASK")
             ),
             "assignee_id": render_int(ctx, self.assigneeId, "assigneeId"),
-            "tags": _names(ctx, self.tags, "tags"),
+            "tags": render_texts(ctx, self.tags, "tags"),
         }
         for key in ("priority", "type"):
             if ticket[key] is not None:
@@ -230,7 +222,7 @@ class HubspotTicketCreate(TaskPlugin):
             "content": ctx.render_str(self.content),
             "hs_pipeline_stage": render_int(ctx, self.stage, "stage"),
             "hs_pipeline": render_int(ctx, self.pipeline, "pipeline"),
-            "hs_ticket_priority": _choice(
+            "hs_ticket_priority": render_choice(
                 ctx, self.priority, "priority", ("LOW", "MEDIUM", "HIGH")
             ),
         }

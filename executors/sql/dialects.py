@@ -36,10 +36,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from executors.base import TaskError
+from executors.base import TaskError, format_duration
 from executors.sql.splitter import Placeholder
 from executors.sql.urls import is_true, parse_server_url
-from executors.sql.values import java_duration, kestra_interval
+from executors.sql.values import kestra_interval
 
 Convert = Callable[[Any], Any]
 _PLAIN = (bool, int, float, str, Decimal, dt.date, dt.time, bytes, dict, list)
@@ -81,7 +81,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)
     if isinstance(value, dt.timedelta):
-        return java_duration(value)
+        # Duration.toString of the interval (PT26H3M0.5S), to the microsecond.
+        return format_duration(value.total_seconds(), digits=6)
     return str(value)
 
 

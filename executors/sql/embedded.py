@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError
-from executors.plugin import render_bool
+from executors.plugin import render_bool, render_list
 from executors.sql.files import (
     copy_from_storage,
     create_output_files,
@@ -72,17 +72,6 @@ def snapshot(database: Path, workdir: Path, create: bool) -> Path:
     target = Path(tempfile.mkdtemp(dir=workdir)) / database.name
     shutil.copyfile(database, target)
     return target
-
-
-def _rendered_list(ctx: TaskContext, value: Any, name: str) -> list[str]:
-    if value is None:
-        return []
-    rendered = ctx.render(value)
-    if isinstance(rendered, str):
-        rendered = [rendered]
-    if not isinstance(rendered, list):
-        raise TaskError(f"property '{name}' must be a list of strings")
-    return [str(v) for v in rendered]
 
 
 def load_extensions(ctx: TaskContext, conn: Any, names: list[str]) -> None:
@@ -154,12 +143,12 @@ class DuckDbTask(SqlTask):
             await copy_from_storage(ctx, ctx.render_str(self.databaseUri) or "", target,
                                     "databaseUri")  # fmt: skip
             database = str(target)
-        names = _rendered_list(ctx, getattr(self, "outputFiles", None), "outputFiles")
+        names = render_list(ctx, getattr(self, "outputFiles", None), "outputFiles")
         output_files = create_output_files(names, workdir) if names else {}
         if output_files:
             variables["outputFiles"] = output_files
         extensions = (
-            _rendered_list(ctx, self.communityExtensions, "communityExtensions")
+            render_list(ctx, self.communityExtensions, "communityExtensions")
             if self.communityExtensions is not None
             else ["ion"]
         )
@@ -240,7 +229,7 @@ class SqliteTask(SqlTask):
         else:
             database = rest if Path(rest).is_absolute() else str(workdir / rest)
         variables: dict[str, Any] = {"workingDir": str(workdir)}
-        names = _rendered_list(ctx, getattr(self, "outputFiles", None), "outputFiles")
+        names = render_list(ctx, getattr(self, "outputFiles", None), "outputFiles")
         output_files = create_output_files(names, workdir) if names else {}
         if output_files:
             variables["outputFiles"] = output_files

@@ -93,24 +93,3 @@ def kestra_interval(years: int, months: int, days: int, seconds: float) -> str:
     hours, rest = divmod(abs(whole), 3600)
     minutes, secs = divmod(rest, 60)
     return f"P{years}Y{months}M{days}DT{sign * hours}H{sign * minutes}M{sign * secs}S"
-
-
-def java_duration(delta: dt.timedelta) -> str:
-    """``Duration.toString`` of a timedelta (``PT26H3M0.5S``, ``PT0S``)."""
-    total = delta.total_seconds()
-    if total == 0:
-        return "PT0S"
-    micros = round(abs(total) * 1_000_000)
-    hours, rest = divmod(micros, 3_600_000_000)
-    minutes, rest = divmod(rest, 60_000_000)
-    secs, frac = divmod(rest, 1_000_000)
-    sign = "-" if total < 0 else ""
-    out = "PT"
-    if hours:
-        out += f"{sign}{hours}H"
-    if minutes:
-        out += f"{sign}{minutes}M"
-    if secs or frac:
-        fraction = f".{frac:06d}".rstrip("0") if frac else ""
-        out += f"{sign}{secs}{fraction}S"
-    return out

@@ -14,10 +14,9 @@ from typing import Any
 from deploy.local.localsvc.config import load_config
 from deploy.local.localsvc.moto_aws import credentials
 from engine.expressions.runtime import ExpressionHooks
-from engine.stores.storage import LocalStorage
 from executors.base import TaskContext, TaskOutcome
 from executors.registry import Registry, add_plugins
-from tests.remote_support import LOC
+from tests.remote_support import ctx_for
 
 CREDS = credentials(load_config())
 ENDPOINT = CREDS["endpoint"]
@@ -60,16 +59,8 @@ def moto_api(path: str, body: Any) -> None:
 
 
 def context(task: dict[str, Any], tmp_path: Path, secrets: dict[str, str]) -> TaskContext:
-    storage = LocalStorage(tmp_path / "storage")
-    return TaskContext.for_job(
-        execution_id="exec1",
-        task_run_id="run1",
-        attempt=1,
-        task=task,
-        variables={"flow": {"id": "files", "namespace": "company.team"}, "vars": {}},
-        storage=storage.for_task(LOC),
-        working_dir=str(tmp_path / "work"),
-        expression_hooks=ExpressionHooks(secret=lambda name: secrets[name]),
+    return ctx_for(
+        task, tmp_path, expression_hooks=ExpressionHooks(secret=lambda name: secrets[name])
     )
 
 

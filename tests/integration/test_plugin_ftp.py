@@ -3,7 +3,6 @@ thread on 127.0.0.1 (plain FTP, and explicit FTPS with a self-signed certificate
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import socket
 import threading
@@ -13,13 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from executors.plugins.fs_remote_trigger import FtpTrigger
 from tests.remote_support import MemoryKV, poll_context, put, read, run
+from tests.tls_support import self_signed
 
 USER, PASSWORD = "alice", "ftp-secret-123"
 
@@ -31,28 +27,9 @@ def _free_port() -> int:
 
 
 def _certificate(folder: Path) -> Path:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed("localhost")
     pem = folder / "server.pem"
-    pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + cert.public_bytes(serialization.Encoding.PEM)
-    )
+    pem.write_bytes(key + cert)
     return pem
 
 

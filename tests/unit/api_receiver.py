@@ -1,27 +1,33 @@
-"""A real HTTP server on 127.0.0.1 that plays a service's API for the SaaS plugin tests.
+"""Real HTTP servers on 127.0.0.1 that play a service's API for the plugin tests.
 
-A test gives it routes: ``(METHOD, path-with-query) -> handler``, where a handler gets the
+:func:`http_server` serves any request handler from a thread. :func:`serve` plays a SaaS API:
+a test gives it routes: ``(METHOD, path-with-query) -> handler``, where a handler gets the
 request (method, path, query, headers, raw body, parsed JSON) and returns ``(status, body)``
 or ``(status, body, headers)``
 (a body that is not bytes/str is sent as JSON, a text as text/plain), or a list of answers
 played one per call (the last one repeats: a job's status moving from running to success).
 Every request is recorded so that the test asserts exactly what the service would have
-received.
+received. :func:`webhooks` plays notification webhooks (every POST accepted, a ``/status/NNN``
+path answering NNN).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from executors.base import TaskContext
+from engine.stores.storage import LocalStorage, TaskLocation
+from executors.base import TaskContext, TaskOutcome
+from executors.registry import Registry, add_plugins
 
 
 @dataclass
@@ -81,6 +87,19 @@ class Receiver:
 
 
 @contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """``handler`` served on 127.0.0.1 (a free port) from a daemon thread; stopped after."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def serve() -> Iterator[Receiver]:
     receiver = Receiver()
 
@@ -117,15 +136,58 @@ def serve() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
-    receiver.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with http_server(Handle) as server:
+        receiver.url = f"http://127.0.0.1:{server.server_port}"
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
+
+
+class Webhooks:
+    """What :func:`webhooks` received: ``requests`` as ``{"method", "path", "headers",
+    "body"}`` (the path with its query, the headers as sent, the body as text)."""
+
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.server_port}"
+        self.requests: list[dict[str, Any]] = []
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+    def json(self, index: int = -1) -> Any:
+        request = self.requests[index]
+        assert request["headers"]["Content-Type"] == "application/json"
+        return json.loads(request["body"])
+
+
+@contextmanager
+def webhooks(ok: bytes) -> Iterator[Webhooks]:
+    """Accepts every POST: the status is the NNN of a ``/status/NNN`` path (else 200), the body
+    ``ok``, or an invalid-token error for a status of 300 or more."""
+    received: list[dict[str, Any]] = []
+
+    class Handle(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(size).decode()
+            received.append(
+                {"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body}
+            )
+            match = re.search(r"/status/(\d{3})", self.path)
+            status = int(match.group(1)) if match else 200
+            answer = ok if status < 300 else b'{"error":"invalid_token"}'
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with http_server(Handle) as server:
+        hooks = Webhooks(server)
+        hooks.requests = received
+        yield hooks
 
 
 class FakeTime:
@@ -161,3 +223,23 @@ def context(
         sleeper=time.sleep,
         **hooks,
     )
+
+
+# Where run_plugin's internal storage keeps the task's files.
+LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
+
+
+async def run_plugin(
+    task: dict[str, Any],
+    *,
+    time: FakeTime | None = None,
+    storage_dir: Path | None = None,
+    location: TaskLocation = LOC,
+    **hooks: Any,
+) -> tuple[TaskOutcome, TaskContext]:
+    """Run ``task`` as a worker does (through the plugin registry), in :func:`context`; with
+    ``storage_dir``, on a real internal storage below it."""
+    if storage_dir is not None:
+        hooks["storage"] = LocalStorage(storage_dir / "storage").for_task(location)
+    ctx = context(task, time=time, **hooks)
+    return await add_plugins(Registry()).run(task, ctx), ctx

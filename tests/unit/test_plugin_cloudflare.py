@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Receiver, context, serve
+from tests.unit.api_receiver import Receiver, run_plugin, serve
 
 P = "io.kestra.plugin.cloudflare."
 TOKEN = "cf-T0KEN-secret"
@@ -15,8 +14,7 @@ TOKEN = "cf-T0KEN-secret"
 
 async def run(task: dict[str, Any]) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "t", **task}
-    ctx = context(task)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task)
 
 
 def ok(result: Any) -> tuple[int, Any]:

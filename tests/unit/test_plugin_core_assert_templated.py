@@ -4,9 +4,8 @@ against a real local HTTP server (storage on disk), a templated Return, and refu
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, TaskOutcome
 from executors.registry import add_plugins, core_registry
+from tests.unit.api_receiver import http_server
 
 VARS: dict[str, Any] = {
     "flow": {"id": "f", "namespace": "company.team"},
@@ -85,12 +85,8 @@ class _Files(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(_Files) as httpd:
+        yield f"http://127.0.0.1:{httpd.server_port}"
 
 
 TEMPLATED = "io.kestra.plugin.core.templating.TemplatedTask"

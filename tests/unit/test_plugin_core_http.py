@@ -5,7 +5,6 @@ and size checks, timeouts, and a 24 MB download whose peak Python memory stays f
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from engine.flows import flow_to_dict, load_flow
 from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, TaskOutcome
 from executors.registry import Registry, add_plugins
+from tests.unit.api_receiver import http_server
 
 BIG = 24 * 1024 * 1024
 CHUNK = bytes(range(256)) * 256  # 64 KiB
@@ -123,9 +123,8 @@ class Server:
                 else:  # echo
                     self._send(200, body or b"echo")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.handler = Handler
+        self.url = ""
 
     @property
     def last(self) -> dict[str, Any]:
@@ -135,11 +134,9 @@ class Server:
 @pytest.fixture
 def server() -> Iterator[Server]:
     s = Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with http_server(s.handler) as httpd:
+        s.url = f"http://127.0.0.1:{httpd.server_port}"
+        yield s
 
 
 LOC = TaskLocation("company.team", "dl", "exec1", "get", "run1")

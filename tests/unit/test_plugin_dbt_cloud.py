@@ -10,8 +10,7 @@ from typing import Any
 
 from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import FakeTime, Receiver, context, serve
+from tests.unit.api_receiver import FakeTime, Receiver, run_plugin, serve
 
 TOKEN = "dbt-T0KEN-secret"
 ACCOUNT = "/api/v2/accounts/12"
@@ -54,10 +53,8 @@ async def run(
     task: dict[str, Any], tmp_path: Path, time: FakeTime | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "dbt", **task}
-    storage = LocalStorage(tmp_path / "storage")
     location = TaskLocation("company.team", "f", "exec1", "dbt", "tr1")
-    ctx = context(task, time=time, storage=storage.for_task(location))
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task, time=time, storage_dir=tmp_path, location=location)
 
 
 def base(api: Receiver, kind: str = "TriggerRun") -> dict[str, Any]:

@@ -7,25 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.stores.storage import LocalStorage, TaskLocation
+from engine.stores.storage import LocalStorage
 from executors import ion
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Answer, Request, context, serve
+from tests.unit.api_receiver import Answer, Request, run_plugin, serve
 
 TOKEN = "ghp_T0KEN"
-LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
 
 
 async def run(
     task: dict[str, Any], tmp_path: Path | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
-    task = {"id": "t", **task}
-    hooks: dict[str, Any] = {}
-    if tmp_path is not None:
-        hooks["storage"] = LocalStorage(tmp_path / "storage").for_task(LOC)
-    ctx = context(task, **hooks)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin({"id": "t", **task}, storage_dir=tmp_path)
 
 
 async def test_run_workflow_dispatches() -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import context, serve
+from tests.unit.api_receiver import run_plugin, serve
 
 
 async def run(task: dict[str, Any]) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "q", "type": "io.kestra.plugin.graphql.Request", **task}
-    ctx = context(task)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task)
 
 
 async def test_graphql_request() -> None:

@@ -8,16 +8,14 @@ import base64
 from typing import Any
 
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Request, context, serve
+from tests.unit.api_receiver import Request, run_plugin, serve
 
 TOKEN = "ghp_T0P-secret"
 
 
 async def run(task: dict[str, Any]) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "t", **task}
-    ctx = context(task)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task)
 
 
 def basic(user: str, password: str) -> str:

@@ -6,16 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import FakeTime, context, serve
+from tests.unit.api_receiver import FakeTime, run_plugin, serve
 
 
 async def run(
     task: dict[str, Any], time: FakeTime | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "k", **task}
-    ctx = context(task, time=time)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task, time=time)
 
 
 async def test_recipient_counts_and_send_jobs() -> None:

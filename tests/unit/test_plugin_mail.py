@@ -32,6 +32,7 @@ from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, TaskError, TaskOutcome
 from executors.plugins.mail import MailExecution, MailSend, parse_addresses
 from executors.smtp import identity_matches
+from tests.tls_support import self_signed
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 PASSWORD = "s3cret-Pa55"
@@ -47,30 +48,10 @@ VARS: dict[str, Any] = {
 
 
 def _certificate(tmp: Path, name: str, dns: list[str], ips: list[str]) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns[0] if dns else "x")])
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.now(UTC) - timedelta(days=1))
-        .not_valid_after(datetime.now(UTC) + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed(dns[0] if dns else "x", dns, ips)
     cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(cert)
+    key_path.write_bytes(key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return context

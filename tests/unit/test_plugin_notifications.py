@@ -5,10 +5,8 @@ status, an unreachable URL, a secret URL that must stay out of logs and errors).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,55 +15,18 @@ from engine.flows import flow_to_dict, load_flow
 from executors.base import TaskContext, TaskError
 from executors.plugins.notifications import PLUGINS, human_duration, sentry_url, slack_mrkdwn
 from executors.registry import Registry, add_plugins
+from tests.unit.api_receiver import Webhooks as Receiver
+from tests.unit.api_receiver import webhooks
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 START = "2025-01-02T03:03:00.500Z"
 BY_TYPE = {cls.type_name(): cls for cls in PLUGINS}
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(size).decode()
-                receiver.requests.append(
-                    {
-                        "method": "POST",
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": body,
-                    }
-                )
-                status = int(self.path.split("/status/")[1][:3]) if "/status/" in self.path else 200
-                answer = b'{"error":"invalid_token"}' if status >= 300 else b"ok"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    @property
-    def last(self) -> dict[str, Any]:
-        return self.requests[-1]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with webhooks(ok=b"ok") as hooks:
+        yield hooks
 
 
 VARS: dict[str, Any] = {

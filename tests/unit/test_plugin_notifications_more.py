@@ -9,10 +9,8 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +20,8 @@ from engine.flows import load_flow
 from executors.base import TaskContext, TaskError
 from executors.plugins import notifications_alerts, notifications_chat
 from executors.plugins.notifications_chat import oauth1_header
+from tests.unit.api_receiver import Webhooks as Receiver
+from tests.unit.api_receiver import webhooks
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 BY_TYPE = {c.type_name(): c for c in notifications_alerts.PLUGINS + notifications_chat.PLUGINS}
@@ -35,50 +35,10 @@ TITLE = f"*<{LINK}|[company.team] etl ➛ RUNNING>*\n> Succeeded after 0:01:04.5
 SECRET = "T0K-SECRET"
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(size).decode()
-                receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                match = re.search(r"/status/(\d{3})", self.path)
-                status = int(match.group(1)) if match else 200
-                answer = b'{"ok":true}' if status < 300 else b'{"error":"invalid_token"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    @property
-    def last(self) -> dict[str, Any]:
-        return self.requests[-1]
-
-    def json(self, index: int = -1) -> Any:
-        request = self.requests[index]
-        assert request["headers"]["Content-Type"] == "application/json"
-        return json.loads(request["body"])
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with webhooks(ok=b'{"ok":true}') as hooks:
+        yield hooks
 
 
 async def _run(task: dict[str, Any]) -> TaskContext:

@@ -11,8 +11,7 @@ import pytest
 from executors.api_client import BASE_URLS
 from executors.base import TaskContext, TaskOutcome
 from executors.plugins.notion import markdown_to_blocks
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Receiver, context, serve
+from tests.unit.api_receiver import Receiver, run_plugin, serve
 
 PAGE = "59833787-2cf9-4fdf-8782-e53db20768a5"
 
@@ -31,8 +30,7 @@ async def run(task: dict[str, Any]) -> tuple[TaskOutcome, TaskContext]:
         "apiToken": "secret_N0T10N",
         **task,
     }
-    ctx = context(task)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task)
 
 
 def plain(text: str, **style: Any) -> dict[str, Any]:

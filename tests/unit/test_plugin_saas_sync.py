@@ -13,7 +13,7 @@ import pytest
 from executors.api_client import BASE_URLS
 from executors.base import TaskContext, TaskOutcome
 from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import FakeTime, Receiver, context, serve
+from tests.unit.api_receiver import FakeTime, Receiver, context, run_plugin, serve
 
 P = "io.kestra.plugin."
 TOKEN = "T0KEN-secret-value"
@@ -31,8 +31,7 @@ async def run(
     task: dict[str, Any], time: FakeTime | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "sync", **task}
-    ctx = context(task, time=time)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task, time=time)
 
 
 def messages(ctx: TaskContext, level: str | None = None) -> list[str]:

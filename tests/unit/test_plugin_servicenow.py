@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
-from engine.stores.storage import LocalStorage, TaskLocation
+from engine.stores.storage import LocalStorage
 from executors import ion
 from executors.api_client import BASE_URLS
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Receiver, context, serve
+from tests.unit.api_receiver import Receiver, run_plugin, serve
 
 P = "io.kestra.plugin.servicenow."
-LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
 AUTH = {"domain": "acme", "username": "admin", "password": "sn-SECRET"}
 BASIC = "Basic " + base64.b64encode(b"admin:sn-SECRET").decode()
 RECORDS = [{"sys_id": "a1", "number": "INC1"}, {"sys_id": "a2", "number": "INC2"}]
@@ -35,12 +33,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 async def run(
     task: dict[str, Any], tmp_path: Path | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
-    task = {"id": "t", **AUTH, **task}
-    hooks: dict[str, Any] = {}
-    if tmp_path is not None:
-        hooks["storage"] = LocalStorage(tmp_path / "storage").for_task(LOC)
-    ctx = context(task, **hooks)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin({"id": "t", **AUTH, **task}, storage_dir=tmp_path)
 
 
 async def test_get_with_query_and_fetch_types(api: Receiver, tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import pytest
 
 from executors.api_client import BASE_URLS
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Receiver, context, serve
+from tests.unit.api_receiver import Receiver, run_plugin, serve
 
 TOKEN = "xoxb-SECRET"
 
@@ -26,8 +25,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 
 async def run(task: dict[str, Any]) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "s", "type": "io.kestra.plugin.slack.app.chats.Post", "token": TOKEN, **task}
-    ctx = context(task)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task)
 
 
 def form(api: Receiver) -> dict[str, list[str]]:

@@ -10,14 +10,11 @@ from typing import Any
 
 import pytest
 
-from engine.stores.storage import LocalStorage, TaskLocation
+from engine.stores.storage import LocalStorage
 from executors import ion
 from executors.api_client import BASE_URLS
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import Receiver, Request, context, serve
-
-LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
+from tests.unit.api_receiver import Receiver, Request, run_plugin, serve
 
 
 @pytest.fixture
@@ -31,12 +28,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 async def run(
     task: dict[str, Any], tmp_path: Path | None = None
 ) -> tuple[TaskOutcome, TaskContext]:
-    task = {"id": "t", **task}
-    hooks: dict[str, Any] = {}
-    if tmp_path is not None:
-        hooks["storage"] = LocalStorage(tmp_path / "storage").for_task(LOC)
-    ctx = context(task, **hooks)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin({"id": "t", **task}, storage_dir=tmp_path)
 
 
 def linear(request: Request) -> tuple[int, Any]:

@@ -10,8 +10,7 @@ from typing import Any
 from engine.flows import flow_to_dict, load_flow
 from engine.stores.storage import LocalStorage, TaskLocation
 from executors.base import TaskContext, TaskOutcome
-from executors.registry import Registry, add_plugins
-from tests.unit.api_receiver import FakeTime, context, serve
+from tests.unit.api_receiver import FakeTime, run_plugin, serve
 
 LOC = TaskLocation("company.team", "f", "exec1", "t", "tr1")
 
@@ -20,8 +19,7 @@ async def run(
     task: dict[str, Any], time: FakeTime | None = None, **hooks: Any
 ) -> tuple[TaskOutcome, TaskContext]:
     task = {"id": "t", **task}
-    ctx = context(task, time=time, **hooks)
-    return await add_plugins(Registry()).run(task, ctx), ctx
+    return await run_plugin(task, time=time, **hooks)
 
 
 async def test_airflow_trigger_and_wait() -> None:

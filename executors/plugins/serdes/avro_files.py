@@ -33,7 +33,7 @@ from typing import IO, Any, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, TaskOutcome
-from executors.plugin import render_bool, render_int, render_str
+from executors.plugin import render_bool, render_choice, render_int, render_str
 from executors.plugins.serdes.avro_convert import (
     FALSE_VALUES,
     NULL_VALUES,
@@ -47,7 +47,6 @@ from executors.plugins.serdes.base import (
     Conversion,
     Run,
     char,
-    choice,
     ion_rows,
     write_rows,
     zone,
@@ -106,7 +105,9 @@ class AvroConversion(Conversion):
             "strict": render_bool(ctx, self.strictSchema, "strictSchema", False),
             "infer_all": infer_all,
             "zone": zone(ctx, self.timeZoneId),
-            "on_bad_lines": choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR",
+            "on_bad_lines": (
+                render_choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
+            ),
         }
 
     def schema_of(self, source: IO[bytes], run: Run) -> dict[str, Any]:
@@ -254,7 +255,7 @@ class AvroToIon(Conversion):
     onBadLines: Str = "ERROR"
 
     def prepare(self, ctx: TaskContext) -> None:
-        self._bad = choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
+        self._bad = render_choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
         import fastavro

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -151,24 +152,43 @@ class Conversion(TaskPlugin):
         self.prepare(ctx)
         files = Files(ctx)
         source = await files.source(uri)
-        target = files.target(self.result_name())
-        run = Run(ctx.cancelled)
-        try:
-            with source:
-                count = await asyncio.to_thread(self.convert, source, target.stream, run)
-        except Cancelled:
-            target.discard()
-            return TaskOutcome(state="KILLED")
-        except BaseException:
-            target.discard()
-            raise
-        finally:
-            for line in run.warnings:
-                ctx.log("WARN", line)
-        out = await files.publish(target)
-        return TaskOutcome(
-            state="SUCCESS", outputs={"uri": out, "size": count}, metrics={"records": count}
+        return await convert_in_thread(
+            ctx,
+            files,
+            files.target(self.result_name()),
+            lambda target, run: self.convert(source, target, run),
+            [source],
         )
+
+
+async def convert_in_thread(
+    ctx: TaskContext,
+    files: Files,
+    target: Target,
+    convert: Callable[[IO[bytes], Run], int],
+    sources: list[IO[bytes]],
+) -> TaskOutcome:
+    """``convert(target stream, run)`` in a worker thread, then ``sources`` closed and the
+    run's warnings logged: the stored result (``uri``, ``size``, metric ``records``), or
+    KILLED when the task was killed (the result discarded, as on a failure)."""
+    run = Run(ctx.cancelled)
+    try:
+        count = await asyncio.to_thread(convert, target.stream, run)
+    except Cancelled:
+        target.discard()
+        return TaskOutcome(state="KILLED")
+    except BaseException:
+        target.discard()
+        raise
+    finally:
+        for source in sources:
+            source.close()
+        for line in run.warnings:
+            ctx.log("WARN", line)
+    out = await files.publish(target)
+    return TaskOutcome(
+        state="SUCCESS", outputs={"uri": out, "size": count}, metrics={"records": count}
+    )
 
 
 # ------------------------------------------------------------------------ property helpers
@@ -190,16 +210,6 @@ def charset(ctx: TaskContext, value: Any) -> str:
         return codecs.lookup(name).name
     except LookupError:
         raise TaskError(f"property 'charset': unsupported charset {name!r}") from None
-
-
-def choice(ctx: TaskContext, value: Any, name: str, choices: tuple[str, ...]) -> str | None:
-    """An enum property (case-insensitive, as Kestra's enum conversion)."""
-    text = render_str(ctx, value, name)
-    if text is None:
-        return None
-    if text.upper() not in choices:
-        raise TaskError(f"property '{name}': expected one of {', '.join(choices)}, got {text!r}")
-    return text.upper()
 
 
 _OFFSET = re.compile(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?")
@@ -240,19 +250,38 @@ def ion_rows(
         raise TaskError(f"the source is not a valid ION file: {exc}") from None
 
 
-def text_in(source: IO[bytes], encoding: str) -> io.TextIOWrapper:
-    """Decoded text over a binary source (detach it, don't close it)."""
-    stream: Any = source
-    return io.TextIOWrapper(stream, encoding=encoding, newline="")
-
-
-def text_out(target: IO[bytes], encoding: str) -> io.TextIOWrapper:
-    stream: Any = target
-    return io.TextIOWrapper(stream, encoding=encoding, newline="")
-
-
 def decode_error(exc: UnicodeDecodeError, encoding: str) -> TaskError:
     return TaskError(f"the file is not valid {encoding} text ({exc.reason})")
+
+
+def encode_error(exc: UnicodeEncodeError, record: int, encoding: str) -> TaskError:
+    return TaskError(f"record {record}: a value cannot be written in {encoding}: {exc.reason}")
+
+
+@contextmanager
+def reading(source: IO[bytes], encoding: str) -> Iterator[io.TextIOWrapper]:
+    """Decoded text over a binary source, detached (not closed) after; bytes that are not
+    ``encoding`` fail the task (:func:`decode_error`)."""
+    stream: Any = source
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield text
+    except UnicodeDecodeError as exc:
+        raise decode_error(exc, encoding) from None
+    finally:
+        text.detach()
+
+
+@contextmanager
+def writing(target: IO[bytes], encoding: str) -> Iterator[io.TextIOWrapper]:
+    """Encoded text over a binary target, flushed and detached (not closed) after."""
+    stream: Any = target
+    out = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()
 
 
 def write_rows(target: IO[bytes], rows: Iterator[Any], run: Run) -> int:

@@ -48,7 +48,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any, ClassVar, Literal
 
 from executors.base import TaskContext, TaskError
-from executors.plugin import render_bool, render_int, render_str
+from executors.plugin import render_bool, render_choice, render_int, render_str
 from executors.plugins.serdes.base import (
     ON_BAD_LINES,
     PKG,
@@ -57,12 +57,11 @@ from executors.plugins.serdes.base import (
     Warn,
     char,
     charset,
-    choice,
-    decode_error,
+    encode_error,
     ion_rows,
-    text_in,
-    text_out,
+    reading,
     write_rows,
+    writing,
     zone,
 )
 from executors.plugins.serdes.javatext import JavaDateFormat, is_instant, java_string, zone_name
@@ -157,7 +156,9 @@ class IonToCsv(Conversion):
                 "Control characters must differ and not be CR or LF (fieldSeparator="
                 f"{self._sep!r}, quoteCharacter={self._quote!r}, commentCharacter='#')"
             )
-        mode = choice(ctx, self.quoteMode, "quoteMode", ("ALWAYS", "REQUIRED", "NON_NUMERIC"))
+        mode = render_choice(
+            ctx, self.quoteMode, "quoteMode", ("ALWAYS", "REQUIRED", "NON_NUMERIC")
+        )
         if mode is None:
             always = render_bool(ctx, self.alwaysDelimitText, "alwaysDelimitText", False)
             mode = "ALWAYS" if always else "REQUIRED"
@@ -212,28 +213,25 @@ class IonToCsv(Conversion):
         return self._sep.join(fields) + self._eol
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        out = text_out(target, self._charset)
         count = 0
         first = True
-        try:
-            for count, row in enumerate(ion_rows(source, run), start=1):
-                if isinstance(row, list):
-                    if self._header:
-                        raise TaskError(f"record {count}: Invalid data of type List with header")
-                    out.write(self.record(row))
-                elif isinstance(row, dict):
-                    if first:
-                        first = False
+        with writing(target, self._charset) as out:
+            try:
+                for count, row in enumerate(ion_rows(source, run), start=1):
+                    if isinstance(row, list):
                         if self._header:
-                            out.write(self.record(list(row)))
-                    out.write(self.record(list(row.values())))
-        except UnicodeEncodeError as exc:
-            raise TaskError(
-                f"record {count}: a value cannot be written in {self._charset}: {exc.reason}"
-            ) from None
-        finally:
-            out.flush()
-            out.detach()
+                            raise TaskError(
+                                f"record {count}: Invalid data of type List with header"
+                            )
+                        out.write(self.record(row))
+                    elif isinstance(row, dict):
+                        if first:
+                            first = False
+                            if self._header:
+                                out.write(self.record(list(row)))
+                        out.write(self.record(list(row.values())))
+            except UnicodeEncodeError as exc:
+                raise encode_error(exc, count, self._charset) from None
         return count
 
 
@@ -261,8 +259,8 @@ class CsvToIon(Conversion):
         self._sep = char(ctx, self.fieldSeparator, "fieldSeparator")
         self._quote = char(ctx, self.textDelimiter, "textDelimiter")
         self._skip_empty = render_bool(ctx, self.skipEmptyRows, "skipEmptyRows", False)
-        self._bad = choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
-        self._empty = choice(ctx, self.onEmptyHeader, "onEmptyHeader", ("DROP", "RENAME"))
+        self._bad = render_choice(ctx, self.onBadLines, "onBadLines", ON_BAD_LINES) or "ERROR"
+        self._empty = render_choice(ctx, self.onEmptyHeader, "onEmptyHeader", ("DROP", "RENAME"))
         self._skip_rows = render_int(ctx, self.skipRows, "skipRows", 0) or 0
         self._relaxed = render_bool(
             ctx, self.allowExtraCharsAfterClosingQuote, "allowExtraCharsAfterClosingQuote"
@@ -349,13 +347,8 @@ class CsvToIon(Conversion):
             yield line, fields
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        try:
+        with reading(source, self._charset) as text:
             return write_rows(target, self.rows(text, run), run)
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            text.detach()
 
     def rows(self, text: IO[str], run: Run) -> Iterator[Any]:
         names: list[str] = []

@@ -46,12 +46,12 @@ from typing import IO, Any, ClassVar, Literal
 from pydantic import Field
 
 from executors.base import TaskContext, TaskError, TaskOutcome
-from executors.plugin import TaskPlugin, render_bool, render_int, render_str
+from executors.plugin import TaskPlugin, render_bool, render_choice, render_int, render_str
 from executors.plugins.serdes.base import (
     Cancelled,
     Files,
     Run,
-    choice,
+    convert_in_thread,
     ion_rows,
     write_rows,
     zone,
@@ -99,22 +99,12 @@ class IonToExcel(TaskPlugin):
         writer = _ExcelWriter(header, styles, date_format, zone(ctx, self.timeZoneId))
         files = Files(ctx)
         sources = [(title, await files.source(uri)) for title, uri in sheets]
-        target = files.target("result.xlsx")
-        run = Run(ctx.cancelled)
-        try:
-            count = await asyncio.to_thread(writer.write, sources, target.stream, run)
-        except Cancelled:
-            target.discard()
-            return TaskOutcome(state="KILLED")
-        except BaseException:
-            target.discard()
-            raise
-        finally:
-            for _, source in sources:
-                source.close()
-        uri = await files.publish(target)
-        return TaskOutcome(
-            state="SUCCESS", outputs={"uri": uri, "size": count}, metrics={"records": count}
+        return await convert_in_thread(
+            ctx,
+            files,
+            files.target("result.xlsx"),
+            lambda target, run: writer.write(sources, target, run),
+            [source for _, source in sources],
         )
 
     def _sheets(self, ctx: TaskContext) -> list[tuple[str, str]]:
@@ -243,8 +233,8 @@ class ExcelToIon(TaskPlugin):
             header=render_bool(ctx, self.header, "header", True),
             skip_empty=render_bool(ctx, self.skipEmptyRows, "skipEmptyRows", False),
             skip_rows=max(render_int(ctx, self.skipRows, "skipRows", 0) or 0, 0),
-            values=choice(ctx, self.valueRender, "valueRender", VALUE_RENDERS) or "",
-            dates=choice(ctx, self.dateTimeRender, "dateTimeRender", DATE_RENDERS) or "",
+            values=render_choice(ctx, self.valueRender, "valueRender", VALUE_RENDERS) or "",
+            dates=render_choice(ctx, self.dateTimeRender, "dateTimeRender", DATE_RENDERS) or "",
         )
         files = Files(ctx)
         run = Run(ctx.cancelled)

@@ -42,11 +42,11 @@ from executors.plugins.serdes.base import (
     Conversion,
     Run,
     charset,
-    decode_error,
+    encode_error,
     ion_rows,
-    text_in,
-    text_out,
+    reading,
     write_rows,
+    writing,
     zone,
 )
 from executors.plugins.serdes.javatext import java_time_text
@@ -115,34 +115,29 @@ class IonToJson(Conversion):
         else:
             writer = JsonWriter(self._zone, drop_nulls=True)
             rows = ion_rows(source, run, annotations="ignore")
-        out = text_out(target, self._charset)
         count = 0
-        try:
-            if self._lines:
-                for row in rows:
-                    out.write(writer.dumps(row) + "\n")
-                    count += 1
-                return count
-            first: Any = None
-            for count, row in enumerate(rows, start=1):
+        with writing(target, self._charset) as out:
+            try:
+                if self._lines:
+                    for row in rows:
+                        out.write(writer.dumps(row) + "\n")
+                        count += 1
+                    return count
+                first: Any = None
+                for count, row in enumerate(rows, start=1):
+                    if count == 1:
+                        first = row
+                        continue
+                    if count == 2:
+                        out.write("[" + writer.dumps(first))
+                    out.write("," + writer.dumps(row))
                 if count == 1:
-                    first = row
-                    continue
-                if count == 2:
-                    out.write("[" + writer.dumps(first))
-                out.write("," + writer.dumps(row))
-            if count == 1:
-                out.write(writer.dumps(first))
-            elif count > 1:
-                out.write("]")
-            return count
-        except UnicodeEncodeError as exc:
-            raise TaskError(
-                f"record {count}: a value cannot be written in {self._charset}: {exc.reason}"
-            ) from None
-        finally:
-            out.flush()
-            out.detach()
+                    out.write(writer.dumps(first))
+                elif count > 1:
+                    out.write("]")
+                return count
+            except UnicodeEncodeError as exc:
+                raise encode_error(exc, count, self._charset) from None
 
 
 class JsonToIon(Conversion):
@@ -157,14 +152,9 @@ class JsonToIon(Conversion):
         self._charset = charset(ctx, self.charset)
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        rows = iter_json_lines(text) if self._lines else first_document(text)
-        try:
+        with reading(source, self._charset) as text:
+            rows = iter_json_lines(text) if self._lines else first_document(text)
             return write_rows(target, rows, run)
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            text.detach()
 
 
 class JsonToJsonl(Conversion):
@@ -180,11 +170,9 @@ class JsonToJsonl(Conversion):
         return "result.jsonl"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        out = text_out(target, self._charset)
         writer = JsonWriter(UTC, drop_nulls=False)
         count = 0
-        try:
+        with reading(source, self._charset) as text, writing(target, self._charset) as out:
             reader = JsonReader(text)
             first = reader.first()
             if first is None:
@@ -202,12 +190,6 @@ class JsonToJsonl(Conversion):
                 out.write(writer.dumps(value) + "\n")
                 count += 1
             return count
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            out.flush()
-            out.detach()
-            text.detach()
 
 
 # Jackson's name of the first token, for JsonToJsonl's error.

@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
 from executors.base import TaskContext, TaskError
-from executors.plugin import render_int
+from executors.plugin import render_choice, render_int
 from executors.plugins.serdes.avro_convert import Branch
 from executors.plugins.serdes.avro_files import AvroConversion, avro_value, root_wrapper
 from executors.plugins.serdes.avro_schema import Names, Schema
-from executors.plugins.serdes.base import Conversion, Run, choice, write_rows
+from executors.plugins.serdes.base import Conversion, Run, write_rows
 from schemas.flow.common import IntOrExpr, Str
 
 CODECS = {"UNCOMPRESSED": "none", "SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd"}
@@ -161,9 +161,13 @@ class IonToParquet(AvroConversion):
 
     def prepare(self, ctx: TaskContext) -> None:
         super().prepare(ctx)
-        codec = choice(ctx, self.compressionCodec, "compressionCodec", tuple(CODECS)) or "GZIP"
+        codec = (
+            render_choice(ctx, self.compressionCodec, "compressionCodec", tuple(CODECS)) or "GZIP"
+        )
         self._codec = CODECS[codec]
-        self._version = choice(ctx, self.parquetVersion, "parquetVersion", ("V1", "V2")) or "V2"
+        self._version = (
+            render_choice(ctx, self.parquetVersion, "parquetVersion", ("V1", "V2")) or "V2"
+        )
         self._row_group = render_int(ctx, self.rowGroupSize, "rowGroupSize") or DEFAULT_ROW_GROUP
         self._page = render_int(ctx, self.pageSize, "pageSize") or DEFAULT_PAGE
         self._dictionary = (

@@ -28,7 +28,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from executors.base import TaskContext, TaskError
-from executors.plugins.serdes.base import Conversion, Run, charset, decode_error, text_in, text_out
+from executors.plugins.serdes.base import Conversion, Run, charset, reading, writing
 from executors.plugins.serdes.jsontext import JsonReader
 from schemas.flow.common import Str
 
@@ -207,21 +207,13 @@ class JsonToToon(Conversion):
         return "result.toon"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        out = text_out(target, self._charset)
-        try:
+        with reading(source, self._charset) as text, writing(target, self._charset) as out:
             reader = JsonReader(text)
             if reader.first() is None:
                 raise TaskError("Invalid JSON: empty input")
             root = reader.value()
             out.write(encode(root))
             return len(root) if isinstance(root, list) else 1
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            out.flush()
-            out.detach()
-            text.detach()
 
 
 # -------------------------------------------------------------------------------- parsing
@@ -405,15 +397,7 @@ class ToonToJson(Conversion):
         return "result.json"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        out = text_out(target, self._charset)
-        try:
+        with reading(source, self._charset) as text, writing(target, self._charset) as out:
             parser = _Parser(text)
             out.write(jackson_pretty(parser.parse()))
             return parser.count
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            out.flush()
-            out.detach()
-            text.detach()

@@ -41,9 +41,10 @@ from executors.plugins.serdes.base import (
     Conversion,
     Run,
     charset,
+    encode_error,
     ion_rows,
-    text_out,
     write_rows,
+    writing,
     zone,
 )
 from executors.plugins.serdes.javatext import jackson_text
@@ -120,28 +121,23 @@ class IonToXml(Conversion):
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
         writer = _XmlWriter(self._zone)
-        out = text_out(target, self._charset)
         count = 0
-        try:
-            out.write(f"<?xml version='1.0' encoding='UTF-8'?>\n<{self._root}")
-            for count, row in enumerate(ion_rows(source, run), start=1):
-                if count == 1:
-                    out.write(">")
-                parts: list[str] = []
-                try:
-                    writer.element("item", row, 1, parts)
-                except ValueError as exc:
-                    raise TaskError(f"record {count}: {exc}") from None
-                out.write("".join(parts))
-            out.write(f"\n</{self._root}>" if count else "/>")
-            return count
-        except UnicodeEncodeError as exc:
-            raise TaskError(
-                f"record {count}: a value cannot be written in {self._charset}: {exc.reason}"
-            ) from None
-        finally:
-            out.flush()
-            out.detach()
+        with writing(target, self._charset) as out:
+            try:
+                out.write(f"<?xml version='1.0' encoding='UTF-8'?>\n<{self._root}")
+                for count, row in enumerate(ion_rows(source, run), start=1):
+                    if count == 1:
+                        out.write(">")
+                    parts: list[str] = []
+                    try:
+                        writer.element("item", row, 1, parts)
+                    except ValueError as exc:
+                        raise TaskError(f"record {count}: {exc}") from None
+                    out.write("".join(parts))
+                out.write(f"\n</{self._root}>" if count else "/>")
+                return count
+            except UnicodeEncodeError as exc:
+                raise encode_error(exc, count, self._charset) from None
 
 
 # ------------------------------------------------------------------------------- XmlToIon

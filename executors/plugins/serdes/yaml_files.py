@@ -37,11 +37,10 @@ from executors.plugins.serdes.base import (
     Conversion,
     Run,
     charset,
-    decode_error,
     ion_rows,
-    text_in,
-    text_out,
+    reading,
     write_rows,
+    writing,
 )
 from executors.plugins.serdes.javatext import jackson_text
 from executors.plugins.serdes.jsontext import JsonWriter, first_document, iter_json_lines
@@ -155,10 +154,9 @@ class IonToYaml(_YamlConversion):
         return "result.yaml"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        out = text_out(target, self._charset)
         count = 0
         first: Any = None
-        try:
+        with writing(target, self._charset) as out:
             for count, row in enumerate(ion_rows(source, run), start=1):
                 if count == 1:
                     first = row
@@ -169,9 +167,6 @@ class IonToYaml(_YamlConversion):
             if count == 1:
                 out.write(yaml_text(first) + "\n")
             return count
-        finally:
-            out.flush()
-            out.detach()
 
 
 class YamlToIon(_YamlConversion):
@@ -180,13 +175,8 @@ class YamlToIon(_YamlConversion):
     type: Literal["io.kestra.plugin.serdes.yaml.YamlToIon"]
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        try:
+        with reading(source, self._charset) as text:
             return write_rows(target, yaml_documents(text, run), run)
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            text.detach()
 
 
 class JsonToYaml(_YamlConversion):
@@ -203,9 +193,7 @@ class JsonToYaml(_YamlConversion):
         return "result.yaml"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        out = text_out(target, self._charset)
-        try:
+        with reading(source, self._charset) as text, writing(target, self._charset) as out:
             values = iter_json_lines(text) if self._jsonl else first_document(text)
             count = 0
             first: Any = None
@@ -220,12 +208,6 @@ class JsonToYaml(_YamlConversion):
             if count == 1:
                 out.write(yaml_text(first))
             return count
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            out.flush()
-            out.detach()
-            text.detach()
 
 
 class YamlToJson(_YamlConversion):
@@ -242,11 +224,9 @@ class YamlToJson(_YamlConversion):
         return "result.jsonl" if self._jsonl else "result.json"
 
     def convert(self, source: IO[bytes], target: IO[bytes], run: Run) -> int:
-        text = text_in(source, self._charset)
-        out = text_out(target, self._charset)
         writer = JsonWriter(UTC, drop_nulls=True)
         count = 0
-        try:
+        with reading(source, self._charset) as text, writing(target, self._charset) as out:
             docs = yaml_documents(text, run)
             if self._jsonl:
                 for doc in docs:
@@ -268,12 +248,6 @@ class YamlToJson(_YamlConversion):
                 count += 1
             out.write("]")
             return count
-        except UnicodeDecodeError as exc:
-            raise decode_error(exc, self._charset) from None
-        finally:
-            out.flush()
-            out.detach()
-            text.detach()
 
 
 _NONE: Any = object()
