@@ -205,7 +205,9 @@ async def test_through_the_trigger_runtime(
         await runtime.close()
     assert runtime.failure is None
     rows = sorted(
-        [r["id"] for r in c.trigger["rows"]] for c in commands.starts.values() if c.trigger
+        [r["id"] for r in c.trigger["variables"]["rows"]]
+        for c in commands.starts.values()
+        if c.trigger
     )
     assert rows == [[1, 2], [3, 4]]
     assert len(commands.starts) == 2
