@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from engine.bus import gaps
 from engine.bus.kafka_errors import is_retriable, to_bus_error
+from engine.bus.nudge import NUDGES
 from engine.bus.stall import StallCheck
 from engine.errors import BusError
 from engine.settings import KafkaSettings
@@ -47,7 +48,10 @@ _CLOSE_S = 30.0
 # `headwater dev` idle, 5 ms: Tansu 120% of a core). After the doze_after_s setting without a
 # record, the assigned partitions stay paused (no fetch) except for a listening window of one
 # fetch wait plus this margin every doze_period_ms; the first record after a quiet spell waits
-# up to one period, the ones after it travel at full speed again.
+# up to one period, the ones after it travel at full speed again. A producer of this process
+# that writes to a dozing consumer's topic wakes it at once (engine.bus.nudge), so consumers
+# of Headwater's own topics may listen only every nudged_doze_period_ms where every producer
+# of them is in this process (headwater dev).
 _DOZE_LISTEN_MARGIN_S = 0.015
 
 
@@ -97,9 +101,13 @@ class AsyncConsumer:
         self._handlers = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost or on_revoke}
         self._doze_after_s = settings.doze_after_s
         self._doze_period_s = settings.doze_period_ms / 1000
+        self._nudged_period_s = settings.nudged_doze_period_ms / 1000
+        self._topic_prefix = settings.topic_prefix
         self._listen_s = settings.fetch_wait_max_ms / 1000 + _DOZE_LISTEN_MARGIN_S
         self._last_record_at = time.monotonic()
         self.dozing = False
+        self._listen_at: float | None = None  # while dozing: when the next window opens
+        self._woken: asyncio.Event | None = None  # set by a nudge (engine.bus.nudge)
         self._consumer: Consumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
@@ -133,6 +141,7 @@ class AsyncConsumer:
         if self._consumer is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._woken = asyncio.Event()
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"headwater-consumer-{self.group_id}"
         )
@@ -186,9 +195,16 @@ class AsyncConsumer:
         consumer = self._client()
         doze = self._should_doze()
         if doze:
-            # Sleep out the paused part of the period, then listen (resumed) briefly.
-            await asyncio.sleep(max(0.0, min(timeout_s, self._doze_period_s) - self._listen_s))
-            timeout_s = min(timeout_s, self._listen_s)
+            # Sleep out the paused part of the period (a nudge ends it), then listen
+            # (resumed) briefly.
+            if not await self._doze(timeout_s):
+                return []
+            doze = self._should_doze()
+            if doze:
+                timeout_s = min(timeout_s, self._listen_s)
+        elif self._listen_at is not None:
+            self._listen_at = None
+            NUDGES.awake(self)
         batch: tuple[list[Record], BusError | None] = await self._call(
             "consume", partial(self._consume_blocking, consumer, max_records, timeout_s, doze)
         )
@@ -371,6 +387,46 @@ class AsyncConsumer:
     def _awake(self) -> None:
         """A new assignment is read at once, not after a doze period."""
         self._last_record_at = time.monotonic()
+
+    def wake(self) -> None:
+        """A producer of this process wrote to one of our topics (any thread): fetch now."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._woken_up, woken)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _woken_up(self, woken: asyncio.Event) -> None:
+        self._awake()
+        woken.set()
+
+    def _doze_period_of(self) -> float:
+        internal = all(topic.startswith(self._topic_prefix) for topic, _ in self.assigned)
+        if internal and self._nudged_period_s > self._doze_period_s:
+            return self._nudged_period_s
+        return self._doze_period_s
+
+    async def _doze(self, timeout_s: float) -> bool:
+        """Wait for this period's listening window (True) or a nudge (True, awake now), at
+        most ``timeout_s``: False when that passed first (nothing fetched this call)."""
+        now = time.monotonic()
+        woken = self._woken
+        assert woken is not None
+        if self._listen_at is None:  # a doze begins
+            self._listen_at = now + self._doze_period_of() - self._listen_s
+            woken.clear()
+            NUDGES.dozing(self._bootstrap, {topic for topic, _ in self.assigned}, self)
+        wait = self._listen_at - now
+        if wait > 0:
+            try:
+                await asyncio.wait_for(woken.wait(), min(wait, timeout_s))
+            except TimeoutError:
+                if wait > timeout_s:
+                    return False
+        self._listen_at = time.monotonic() + self._doze_period_of()
+        return True
 
     def _consume_blocking(
         self, consumer: Consumer, max_records: int, timeout_s: float, doze: bool = False
