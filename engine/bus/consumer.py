@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from engine.bus import gaps
 from engine.bus.kafka_errors import is_retriable, to_bus_error
@@ -53,6 +59,13 @@ _CLOSE_S = 30.0
 # of Headwater's own topics may listen only every nudged_doze_period_ms where every producer
 # of them is in this process (headwater dev).
 _DOZE_LISTEN_MARGIN_S = 0.015
+# librdkafka sends no fetch for a resumed partition until the leader's broker thread wakes up
+# on its own, about a second later (measured with confluent-kafka 2.16 on Tansu: 995 ms after
+# a pause, 590 ms median when cycling; neither a seek nor any fetch/backoff setting changes
+# it), so a listening window of a few ms fetched nothing and the first record after a doze
+# waited 0.1-4 s. Any request to that broker wakes its thread, which then fetches at once
+# (4.6 ms): one watermark request per leader, waiting at most this long.
+_KICK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,8 @@ class AsyncConsumer:
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
+        # One assigned partition per leader broker, for the resume kick (None: not known).
+        self._probes: list[TopicPartition] | None = None
 
     async def __aenter__(self) -> AsyncConsumer:
         await self.start()
@@ -174,6 +189,7 @@ class AsyncConsumer:
         await self._call("assign partitions", partial(self._client().assign, tps))
         self.assigned = set(partitions)
         self.sought = {}
+        self._probes = None
         self._awake()
 
     async def unassign(self) -> None:
@@ -434,7 +450,9 @@ class AsyncConsumer:
         if doze or self.dozing:
             # Dozing: fetch during this poll only. Awake again: fetch from now on.
             self.dozing = doze
-            consumer.resume(consumer.assignment())
+            assignment = consumer.assignment()
+            consumer.resume(assignment)
+            self._kick(consumer, assignment)
         # librdkafka's consume(n, timeout) waits for the whole timeout unless n records come,
         # which would add up to `timeout_s` to every hop: wait only for the first record, then
         # take what is already buffered without waiting.
@@ -467,9 +485,30 @@ class AsyncConsumer:
             )
         return records, None
 
+    def _kick(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Make librdkafka fetch resumed partitions now (see _KICK_S): one watermark request
+        per leader broker wakes that broker's thread. On the consumer thread; a failure only
+        leaves the fetch to librdkafka's own pace."""
+        try:
+            if self._probes is None:
+                metadata = consumer.list_topics(timeout=_KICK_S)
+                probes: dict[int, TopicPartition] = {}
+                for tp in partitions:
+                    topic = metadata.topics.get(tp.topic)
+                    part = topic.partitions.get(tp.partition) if topic is not None else None
+                    if part is not None and part.leader >= 0:
+                        probes.setdefault(part.leader, TopicPartition(tp.topic, tp.partition))
+                self._probes = list(probes.values())
+            for probe in self._probes:
+                consumer.get_watermark_offsets(probe, timeout=_KICK_S, cached=False)
+        except (KafkaException, RuntimeError) as exc:
+            self._probes = None
+            log.debug("consumer %s: resume kick failed: %s", self.group_id, exc)
+
     def _rebalance(self, kind: str, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Runs on the consumer thread, inside consume()/close().
         parts = [(tp.topic, tp.partition) for tp in partitions]
+        self._probes = None  # leaders of the new assignment
         if kind == "assign":
             self.assigned.update(parts)
             self._awake()
