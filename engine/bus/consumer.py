@@ -218,7 +218,8 @@ class AsyncConsumer:
             doze = self._should_doze()
             if doze:
                 timeout_s = min(timeout_s, self._listen_s)
-        elif self._listen_at is not None:
+        waking = not doze and self._listen_at is not None  # a nudge, an assignment
+        if waking:
             self._listen_at = None
             NUDGES.awake(self)
         batch: tuple[list[Record], BusError | None] = await self._call(
@@ -227,6 +228,10 @@ class AsyncConsumer:
         records, error = batch
         if records:
             self._last_record_at = time.monotonic()
+            if waking or doze:
+                # The first records after a doze go out now: a stall check due since the
+                # doze (one watermark request per partition, ~50 ms) starts afresh instead.
+                self._stall.restart()
         self._stall.polled(len(records), max_records)
         if error is None:
             self._patient += await self._stall.run(consumer)

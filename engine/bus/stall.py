@@ -77,6 +77,11 @@ class StallCheck:
         """A full batch: the caller, not the client, sets the pace (no verdict this time)."""
         self._saturated = self._saturated or (records > 0 and records >= max_records)
 
+    def restart(self) -> None:
+        """The consumer woke from a doze: the next check comes a full interval from now."""
+        self._checked_at = _now()
+        self._behind = {}
+
     def forget(self, partitions: list[Partition]) -> None:
         """Partitions taken away from the consumer."""
         for p in partitions:
