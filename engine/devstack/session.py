@@ -44,7 +44,7 @@ DEV_SESSION_TIMEOUT_MS = 3000
 # Every producer of Headwater's own topics runs in the dev process and wakes their dozing
 # consumers as it writes (engine.bus.nudge), so those listen this seldom when idle; records
 # from elsewhere (`headwater triggers toggle` in another shell) wait up to this long.
-DEV_NUDGED_DOZE_PERIOD_MS = 2000
+DEV_NUDGED_DOZE_PERIOD_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ def dev_settings(base: Settings, stack: DevStack) -> Settings:
         # One process on one machine: nobody is slow to heartbeat, and a group join takes
         # about half the session timeout on Tansu (SERVICES.md), which delays the first run.
         kafka = settings.kafka.model_copy(
-            update={"session_timeout_ms": DEV_SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 500}
+            update={"session_timeout_ms": DEV_SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 1000}
         )
         settings = settings.model_copy(update={"kafka": kafka})
     if settings.kafka.nudged_doze_period_ms == KafkaSettings().nudged_doze_period_ms:
