@@ -78,6 +78,13 @@ class KafkaSettings(_Section):
         "(headwater dev), those producers wake a dozing consumer as they write, and its "
         "consumers of those topics listen only this often (0 = doze_period_ms).",
     )
+    nudged_doze_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="With nudged_doze_period_ms, consumers of Headwater's own topics doze "
+        "after this long without a record (0 = doze_after_s): their writers wake them, so "
+        "they need not fetch between records at all (headwater dev).",
+    )
     linger_ms: float = Field(1.0, ge=0, description="Producer batching delay in milliseconds.")
     request_timeout_s: float = Field(
         10.0, gt=0, description="How long admin and metadata calls wait before giving up."

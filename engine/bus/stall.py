@@ -46,6 +46,9 @@ STALL_CHECK_S = 5.0
 # every assigned partition's watermark: at STALL_CHECK_S, a dozing dev stack's ~13 consumers
 # sent more requests than all their listening windows together.
 DOZING_CHECK_S = 30.0
+# A consumer that just woke with records hands them out first; a check due then runs this
+# much later (it asks the broker for every partition's watermark: ~50 ms).
+WOKEN_DEFER_S = 1.0
 # Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
 # outage) prove nothing about progress: the next check starts afresh.
 STALL_CHECK_GAP_S = 3 * STALL_CHECK_S
@@ -78,9 +81,9 @@ class StallCheck:
         self._saturated = self._saturated or (records > 0 and records >= max_records)
 
     def restart(self) -> None:
-        """The consumer woke from a doze: the next check comes a full interval from now."""
-        self._checked_at = _now()
-        self._behind = {}
+        """The consumer woke from a doze with records: a check due now waits a moment, off
+        the path of those first records."""
+        self._checked_at = max(self._checked_at, _now() - STALL_CHECK_S + WOKEN_DEFER_S)
 
     def forget(self, partitions: list[Partition]) -> None:
         """Partitions taken away from the consumer."""
