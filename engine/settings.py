@@ -71,6 +71,20 @@ class KafkaSettings(_Section):
         description="While dozing, one listening window per period: the extra latency of the "
         "first record after a quiet spell is at most this.",
     )
+    nudged_doze_period_ms: int = Field(
+        0,
+        ge=0,
+        description="Where every producer of Headwater's own topics runs in this process "
+        "(headwater dev), those producers wake a dozing consumer as they write, and its "
+        "consumers of those topics listen only this often (0 = doze_period_ms).",
+    )
+    nudged_doze_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="With nudged_doze_period_ms, consumers of Headwater's own topics doze "
+        "after this long without a record (0 = doze_after_s): their writers wake them, so "
+        "they need not fetch between records at all (headwater dev).",
+    )
     linger_ms: float = Field(1.0, ge=0, description="Producer batching delay in milliseconds.")
     request_timeout_s: float = Field(
         10.0, gt=0, description="How long admin and metadata calls wait before giving up."

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from executors.base import LEVELS, LogLevel, TaskContext, TaskError, to_text
+from executors.forkserver import Launcher, Spawned
 
 # One log line is at most this long; the rest of it is dropped (a binary blob or a minified
 # JSON dump on stdout must not become a multi-megabyte log record).
@@ -199,37 +200,28 @@ async def run_process(
     env: Mapping[str, str],
     stdout_level: LogLevel = "INFO",
     stderr_level: LogLevel = "ERROR",
+    launcher: Launcher | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to its end, or until ``ctx.cancelled`` is set (then the group is killed).
 
+    ``launcher`` may start the process another way (a Python fork server,
+    :mod:`executors.forkserver`); when it declines, ``argv`` is executed as a new process.
     The caller's own cancellation (worker shutdown) kills the group too, then propagates.
     """
     result = ProcessResult()
     sink = LineSink(ctx, result)
-    loop = asyncio.get_running_loop()
-    exited = asyncio.Event()
-    transport, protocol = await loop.subprocess_exec(
-        lambda: _ExitAwareProtocol(exited, loop),
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    proc = asyncio.subprocess.Process(transport, protocol, loop)
+    proc = await launcher(argv, cwd, env) if launcher is not None else None
+    if proc is None:
+        proc = await _execute(argv, cwd, env)
     # In the same loop step as the spawn: the group dies with the worker from here on.
     watch = ctx.process_watch
     if watch is not None:
         watch.register(proc.pid)
-    assert proc.stdout is not None
-    assert proc.stderr is not None
     pumps = [
         asyncio.create_task(_pump(proc.stdout, stdout_level, sink)),
         asyncio.create_task(_pump(proc.stderr, stderr_level, sink)),
     ]
-    waiter = asyncio.create_task(exited.wait())
+    waiter = asyncio.create_task(proc.exited.wait())
     cancel_wait = asyncio.create_task(ctx.cancelled.wait())
     try:
         await asyncio.wait({waiter, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -255,6 +247,7 @@ async def run_process(
             task.cancel()
         if watch is not None:  # the group was SIGKILLed above: nothing left to guard
             watch.unregister(proc.pid)
+        proc.close()
     code = proc.returncode
     if code is not None and code < 0:
         try:
@@ -264,6 +257,26 @@ async def run_process(
     else:
         result.exit_code = code
     return result
+
+
+async def _execute(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> Spawned:
+    """``argv`` as a new process in its own session (group), its stdout/stderr piped."""
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _ExitAwareProtocol(exited, loop),
+        *argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    return Spawned(proc.pid, proc.stdout, proc.stderr, exited, lambda: proc.returncode)
 
 
 async def _terminate(pid: int, waiter: asyncio.Task[Any]) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from executors.base import TaskContext, TaskError, TaskOutcome, to_text
+from executors.forkserver import ForkServers, Launcher
 from executors.process import run_process, task_environment
 from executors.runners import Container, Runner
 from executors.shell import (
@@ -50,10 +51,24 @@ _PIP_ARGS = ("-m", "pip", "install", "--disable-pip-version-check", "--no-input"
 class PythonEnvironments:
     """Where Python tasks get their interpreter: plain, or a cached venv with dependencies."""
 
-    def __init__(self, interpreter: str, cache_dir: str | Path) -> None:
+    def __init__(
+        self, interpreter: str, cache_dir: str | Path, *, fork_server: bool = True
+    ) -> None:
+        """``fork_server``: Script tasks are forked from a warm interpreter per venv
+        (:mod:`executors.forkserver`) instead of starting one each."""
         self.interpreter = interpreter
         self.cache_dir = Path(cache_dir)
         self._locks: dict[str, asyncio.Lock] = {}
+        self.forks = ForkServers(self.cache_dir) if fork_server else None
+
+    def launcher(self, python: str, path_prefix: str | None) -> Launcher | None:
+        """What starts ``[python, script]`` on the host: its fork server, or None (cold)."""
+        if self.forks is None:
+            return None
+        env = task_environment(None)
+        if path_prefix:
+            env["PATH"] = path_prefix + (":" + env["PATH"] if env.get("PATH") else "")
+        return self.forks.launcher(python, env)
 
     def _resolved(self) -> str:
         found = shutil.which(self.interpreter)
@@ -173,7 +188,10 @@ class PythonScriptTask:
             body = with_before_commands({**task, "failFast": True}, render, [run])
             return [*interpreter_argv(task, render), _with_install(body, install)]
 
-        return await run_script(task, ctx, argv, path_prefix=prefix, runner=runner)
+        launcher = self.environments.launcher(python, prefix)
+        return await run_script(
+            task, ctx, argv, path_prefix=prefix, runner=runner, launcher=launcher
+        )
 
 
 class PythonCommandsTask:

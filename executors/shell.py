@@ -41,6 +41,7 @@ from typing import Any
 
 from executors import docker, namespace_files
 from executors.base import TaskContext, TaskError, TaskOutcome, as_bool, to_text
+from executors.forkserver import Launcher
 from executors.process import (
     ProcessResult,
     collect_output_files,
@@ -95,13 +96,15 @@ async def run_script(
     requires: Sequence[str] = (),
     runner: Runner | None = None,
     ping: Pinger = docker.ping,
+    launcher: Launcher | None = None,
 ) -> TaskOutcome:
     """Run one script task: runner, workspace, input files, the process, outputs, the verdict.
 
     ``build_argv(root, render)`` returns the argv (``render`` renders with ``workingDir`` and
     ``outputDir``); ``path_prefix`` goes first on the host's ``PATH``; ``default_image`` is the
     type's image when the task asks for a container without one; ``requires`` names the
-    executables the run needs on the host besides ``argv[0]`` (checked before it starts).
+    executables the run needs on the host besides ``argv[0]`` (checked before it starts);
+    ``launcher`` may start the host process another way (:mod:`executors.forkserver`).
     """
     _check_target_os(task, ctx)
     load_files = namespace_files.enabled(task.get("namespaceFiles"), ctx)
@@ -135,7 +138,7 @@ async def run_script(
                 result = await docker.run_in_container(runner, argv, env, root, ctx)
             else:
                 await asyncio.to_thread(require_executables, [argv[0], *requires], env)
-                result = await run_process(argv, ctx, cwd=str(root), env=env)
+                result = await run_process(argv, ctx, cwd=str(root), env=env, launcher=launcher)
             outcome = await _verdict(task, ctx, root, out_dir, render, result)
             outcome.metrics = {**metrics, **outcome.metrics}
             return outcome

@@ -222,6 +222,22 @@ async def trigger_latency(
     return {"samples": samples, "rate_per_s": rate_per_s, **_latencies(sent, got)}
 
 
+async def after_idle(sources: Sources, source: str, samples: int, idle_s: float) -> dict[str, Any]:
+    """Trigger -> first task of the first input after ``idle_s`` of silence, ``samples``
+    times: the consumers on the path doze by then (engine.bus.consumer)."""
+    flow_id = source
+    await warm_up(sources, source, flow_id)
+    send = sources.sender(source)
+    sent: dict[str, float] = {}
+    for i in range(samples):
+        await asyncio.sleep(idle_s)
+        sample = f"idle-{source}-{i}"
+        sent[sample] = time.time()
+        await send(sample)
+    got = await _wait_samples(sources.engine, flow_id, set(sent), DRAIN_S)
+    return {"samples": samples, "idle_s": idle_s, **_latencies(sent, got)}
+
+
 async def saturation(sources: Sources, rates_per_min: list[int], phase_s: float) -> dict[str, Any]:
     """Open-loop phases of rising rate on the Kafka-triggered two-task flow."""
     await warm_up(sources, "rate", "rate")

@@ -176,6 +176,28 @@ def _scenario_tables(hw: Mapping[str, Any], peer: Mapping[str, Any]) -> list[str
                 f"alone before the runs: {_get(hw, 'heavy', 'baseline_compute_per_task_ms')} ms.",
                 "",
             ]
+    idle = hw.get("idle_triggers") or {}
+    if idle:
+        rows = [
+            [
+                src,
+                v.get("samples"),
+                v.get("idle_s"),
+                v.get("finished"),
+                _get(v, "to_first_task_started_ms", "p50"),
+                _get(v, "to_first_task_started_ms", "max"),
+            ]
+            for src, v in idle.items()
+        ]
+        out += [
+            "### First input after a quiet spell (input sent -> first task started)",
+            "",
+            table(
+                ["source", "samples", "quiet s before each", "finished", "p50 ms", "max ms"],
+                rows,
+            ),
+            "",
+        ]
     trig = hw.get("triggers") or {}
     if trig:
         rows = [

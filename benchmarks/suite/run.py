@@ -26,8 +26,12 @@ from engine.settings import KafkaSettings, load_settings
 
 log = logging.getLogger("bench")
 
-SCENARIOS = ("chain", "heavy", "triggers", "saturation", "fanout", "payload", "footprint")
+SCENARIOS = (
+    "chain", "heavy", "triggers", "idle_triggers", "saturation", "fanout", "payload", "footprint"
+)  # fmt: skip
 SOURCES = ("hook", "kafka", "mqtt", "amqp", "file")
+# First input after a quiet spell: the sources whose latency the idle consumers decide.
+IDLE_SOURCES = ("hook", "mqtt", "amqp", "kafka")
 # The projector creates its tables when it starts; the suite's instrumentation waits for them.
 TABLES_WITHIN_S = 60.0
 
@@ -50,6 +54,10 @@ class Params:
     payload_rate_per_s: float = 10.0
     idle_s: float = 30.0
     idle_window_s: float = 10.0
+    # Quiet spell before each input of idle_triggers: past doze_after_s (10 s) and one dev
+    # listening period (2 s), so every consumer on the path dozes.
+    idle_gap_s: float = 15.0
+    idle_trigger_samples: int = 3
     peer: bool = True
     peer_trigger_samples: int = 20
     # None: Headwater's default (KafkaSettings.fetch_wait_max_ms); set to see the hop cost.
@@ -69,6 +77,7 @@ FULL = Params(
     payload_samples=300,
     idle_s=300.0,
     idle_window_s=60.0,
+    idle_trigger_samples=7,
     peer_trigger_samples=50,
 )
 
@@ -178,6 +187,15 @@ async def _scenarios(
                 hw_triggers.trigger_latency(
                     sources, source, p.trigger_samples, p.trigger_rate_per_s
                 ),
+            )
+    if "idle_triggers" in want:
+        hw["idle_triggers"] = {}
+        for source in IDLE_SOURCES:
+            await _step(
+                out,
+                hw["idle_triggers"],
+                source,
+                hw_triggers.after_idle(sources, source, p.idle_trigger_samples, p.idle_gap_s),
             )
     if "payload" in want:
         await _step(

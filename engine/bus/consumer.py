@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from engine.bus import gaps
 from engine.bus.kafka_errors import is_retriable, to_bus_error
+from engine.bus.nudge import NUDGES
 from engine.bus.stall import StallCheck
 from engine.errors import BusError
 from engine.settings import KafkaSettings
@@ -47,8 +54,18 @@ _CLOSE_S = 30.0
 # `headwater dev` idle, 5 ms: Tansu 120% of a core). After the doze_after_s setting without a
 # record, the assigned partitions stay paused (no fetch) except for a listening window of one
 # fetch wait plus this margin every doze_period_ms; the first record after a quiet spell waits
-# up to one period, the ones after it travel at full speed again.
+# up to one period, the ones after it travel at full speed again. A producer of this process
+# that writes to a dozing consumer's topic wakes it at once (engine.bus.nudge), so consumers
+# of Headwater's own topics may listen only every nudged_doze_period_ms where every producer
+# of them is in this process (headwater dev).
 _DOZE_LISTEN_MARGIN_S = 0.015
+# librdkafka sends no fetch for a resumed partition until the leader's broker thread wakes up
+# on its own, about a second later (measured with confluent-kafka 2.16 on Tansu: 995 ms after
+# a pause, 590 ms median when cycling; neither a seek nor any fetch/backoff setting changes
+# it), so a listening window of a few ms fetched nothing and the first record after a doze
+# waited 0.1-4 s. Any request to that broker wakes its thread, which then fetches at once
+# (4.6 ms): one watermark request per leader, waiting at most this long.
+_KICK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +114,14 @@ class AsyncConsumer:
         self._handlers = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost or on_revoke}
         self._doze_after_s = settings.doze_after_s
         self._doze_period_s = settings.doze_period_ms / 1000
+        self._nudged_period_s = settings.nudged_doze_period_ms / 1000
+        self._nudged_doze_after_s = settings.nudged_doze_after_s
+        self._topic_prefix = settings.topic_prefix
         self._listen_s = settings.fetch_wait_max_ms / 1000 + _DOZE_LISTEN_MARGIN_S
         self._last_record_at = time.monotonic()
         self.dozing = False
+        self._listen_at: float | None = None  # while dozing: when the next window opens
+        self._woken: asyncio.Event | None = None  # set by a nudge (engine.bus.nudge)
         self._consumer: Consumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
@@ -121,6 +143,8 @@ class AsyncConsumer:
         # Monotonic time of the last error the client reported (never cleared): readers that
         # trust an empty poll only when no error came meanwhile (executor restore).
         self.last_error_at: float | None = None
+        # One assigned partition per leader broker, for the resume kick (None: not known).
+        self._probes: list[TopicPartition] | None = None
 
     async def __aenter__(self) -> AsyncConsumer:
         await self.start()
@@ -133,6 +157,7 @@ class AsyncConsumer:
         if self._consumer is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._woken = asyncio.Event()
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"headwater-consumer-{self.group_id}"
         )
@@ -165,6 +190,7 @@ class AsyncConsumer:
         await self._call("assign partitions", partial(self._client().assign, tps))
         self.assigned = set(partitions)
         self.sought = {}
+        self._probes = None
         self._awake()
 
     async def unassign(self) -> None:
@@ -186,15 +212,27 @@ class AsyncConsumer:
         consumer = self._client()
         doze = self._should_doze()
         if doze:
-            # Sleep out the paused part of the period, then listen (resumed) briefly.
-            await asyncio.sleep(max(0.0, min(timeout_s, self._doze_period_s) - self._listen_s))
-            timeout_s = min(timeout_s, self._listen_s)
+            # Sleep out the paused part of the period (a nudge ends it), then listen
+            # (resumed) briefly.
+            if not await self._doze(timeout_s):
+                return []
+            doze = self._should_doze()
+            if doze:
+                timeout_s = min(timeout_s, self._listen_s)
+        waking = not doze and self._listen_at is not None  # a nudge, an assignment
+        if waking:
+            self._listen_at = None
+            NUDGES.awake(self)
         batch: tuple[list[Record], BusError | None] = await self._call(
             "consume", partial(self._consume_blocking, consumer, max_records, timeout_s, doze)
         )
         records, error = batch
         if records:
             self._last_record_at = time.monotonic()
+            if waking or doze:
+                # The first records after a doze go out now: a stall check due since the
+                # doze (one watermark request per partition, ~50 ms) starts afresh instead.
+                self._stall.restart()
         self._stall.polled(len(records), max_records)
         if error is None:
             self._patient += await self._stall.run(consumer)
@@ -366,11 +404,63 @@ class AsyncConsumer:
             or self._rebalance_work is not None
         ):
             return False
-        return time.monotonic() - self._last_record_at > self._doze_after_s
+        after = self._doze_after_s
+        if self._nudged_doze_after_s and self._nudged_period_s and self._internal():
+            after = min(after, self._nudged_doze_after_s)
+        return time.monotonic() - self._last_record_at > after
+
+    def _internal(self) -> bool:
+        """Every assigned topic is one of Headwater's own (its writers nudge, in dev)."""
+        return all(topic.startswith(self._topic_prefix) for topic, _ in self.assigned)
 
     def _awake(self) -> None:
         """A new assignment is read at once, not after a doze period."""
         self._last_record_at = time.monotonic()
+
+    def wake(self) -> None:
+        """A producer of this process wrote to one of our topics (any thread): fetch now."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._woken_up, woken)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _woken_up(self, woken: asyncio.Event) -> None:
+        self._awake()
+        woken.set()
+
+    def _doze_period_of(self) -> float:
+        if self._nudged_period_s > self._doze_period_s and self._internal():
+            return self._nudged_period_s
+        return self._doze_period_s
+
+    async def _doze(self, timeout_s: float) -> bool:
+        """Wait for this period's listening window (True) or a nudge (True, awake now), at
+        most ``timeout_s``: False when that passed first (nothing fetched this call)."""
+        now = time.monotonic()
+        woken = self._woken
+        assert woken is not None
+        if self._listen_at is None:  # a doze begins: stop fetching now, not at the window
+            self._listen_at = now + self._doze_period_of() - self._listen_s
+            woken.clear()
+            NUDGES.dozing(self._bootstrap, {topic for topic, _ in self.assigned}, self)
+            await self._call("pause partitions", self._pause_all)
+        wait = self._listen_at - now
+        if wait > 0:
+            try:
+                await asyncio.wait_for(woken.wait(), min(wait, timeout_s))
+            except TimeoutError:
+                if wait > timeout_s:
+                    return False
+        self._listen_at = time.monotonic() + self._doze_period_of()
+        return True
+
+    def _pause_all(self) -> None:
+        consumer = self._client()
+        consumer.pause(consumer.assignment())
+        self.dozing = True
 
     def _consume_blocking(
         self, consumer: Consumer, max_records: int, timeout_s: float, doze: bool = False
@@ -378,7 +468,9 @@ class AsyncConsumer:
         if doze or self.dozing:
             # Dozing: fetch during this poll only. Awake again: fetch from now on.
             self.dozing = doze
-            consumer.resume(consumer.assignment())
+            assignment = consumer.assignment()
+            consumer.resume(assignment)
+            self._kick(consumer, assignment)
         # librdkafka's consume(n, timeout) waits for the whole timeout unless n records come,
         # which would add up to `timeout_s` to every hop: wait only for the first record, then
         # take what is already buffered without waiting.
@@ -411,9 +503,30 @@ class AsyncConsumer:
             )
         return records, None
 
+    def _kick(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Make librdkafka fetch resumed partitions now (see _KICK_S): one watermark request
+        per leader broker wakes that broker's thread. On the consumer thread; a failure only
+        leaves the fetch to librdkafka's own pace."""
+        try:
+            if self._probes is None:
+                metadata = consumer.list_topics(timeout=_KICK_S)
+                probes: dict[int, TopicPartition] = {}
+                for tp in partitions:
+                    topic = metadata.topics.get(tp.topic)
+                    part = topic.partitions.get(tp.partition) if topic is not None else None
+                    if part is not None and part.leader >= 0:
+                        probes.setdefault(part.leader, TopicPartition(tp.topic, tp.partition))
+                self._probes = list(probes.values())
+            for probe in self._probes:
+                consumer.get_watermark_offsets(probe, timeout=_KICK_S, cached=False)
+        except (KafkaException, RuntimeError) as exc:
+            self._probes = None
+            log.debug("consumer %s: resume kick failed: %s", self.group_id, exc)
+
     def _rebalance(self, kind: str, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Runs on the consumer thread, inside consume()/close().
         parts = [(tp.topic, tp.partition) for tp in partitions]
+        self._probes = None  # leaders of the new assignment
         if kind == "assign":
             self.assigned.update(parts)
             self._awake()

@@ -28,6 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from engine.bus.acks import BatchAck
 from engine.bus.kafka_errors import to_bus_error
+from engine.bus.nudge import NUDGES
 from engine.errors import BusError, DeliveryError
 from engine.settings import KafkaSettings
 
@@ -179,9 +180,13 @@ class AsyncProducer:
         ack, produce = batch.ack, producer.produce
         self._batches.add(batch)
         refused: BusError | None = None
+        dozing = NUDGES.topics  # consumers of this process to wake (engine.bus.nudge)
         try:
             try:
                 for r in records:
+                    if dozing and (self._bootstrap, r.topic) in dozing:
+                        NUDGES.produced(self._bootstrap, r.topic)
+                        dozing = NUDGES.topics
                     while True:
                         try:
                             produce(r.topic, r.value, r.key, on_delivery=ack, headers=r.headers)
@@ -241,6 +246,8 @@ class AsyncProducer:
         except (KafkaException, TypeError, ValueError) as exc:
             raise _delivery_error(exc, topic, key, self._bootstrap) from exc
         self._inflight.add(future)
+        if NUDGES.topics:  # consumers of this process to wake (engine.bus.nudge)
+            NUDGES.produced(self._bootstrap, topic)
         return future
 
     async def flush(self, timeout_s: float) -> None:

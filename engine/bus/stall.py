@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 
 # How often a consumer looks for stalled partitions.
 STALL_CHECK_S = 5.0
+# How often a dozing consumer looks for records that waited while it dozed (its listening
+# windows too short for the broker: it listens longer then). Each check asks the broker for
+# every assigned partition's watermark: at STALL_CHECK_S, a dozing dev stack's ~13 consumers
+# sent more requests than all their listening windows together.
+DOZING_CHECK_S = 30.0
+# A consumer that just woke with records hands them out first; a check due then runs this
+# much later (it asks the broker for every partition's watermark: ~50 ms).
+WOKEN_DEFER_S = 1.0
 # Checks further apart than this (the caller did not poll meanwhile: a long batch, a database
 # outage) prove nothing about progress: the next check starts afresh.
 STALL_CHECK_GAP_S = 3 * STALL_CHECK_S
@@ -72,6 +80,11 @@ class StallCheck:
         """A full batch: the caller, not the client, sets the pace (no verdict this time)."""
         self._saturated = self._saturated or (records > 0 and records >= max_records)
 
+    def restart(self) -> None:
+        """The consumer woke from a doze with records: a check due now waits a moment, off
+        the path of those first records."""
+        self._checked_at = max(self._checked_at, _now() - STALL_CHECK_S + WOKEN_DEFER_S)
+
     def forget(self, partitions: list[Partition]) -> None:
         """Partitions taken away from the consumer."""
         for p in partitions:
@@ -85,10 +98,12 @@ class StallCheck:
         now = _now()
         since = now - self._checked_at
         every = PATIENT_CHECK_S if now < self._patient_until else STALL_CHECK_S
+        if reader.dozing:
+            every = max(every, DOZING_CHECK_S)
         if not reader.assigned or since < every:
             return []
         self._checked_at = now
-        if since > STALL_CHECK_GAP_S or self._saturated:
+        if not reader.dozing and (since > STALL_CHECK_GAP_S or self._saturated):
             # No verdict on this interval: the caller polled too seldom or took full batches
             # (a busy worker takes one job per free slot), so an unmoved position proves
             # nothing about the client.

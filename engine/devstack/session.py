@@ -41,6 +41,14 @@ Say = Callable[[str], None]
 DEFAULT_API_PORT = 8080
 # Consumer session timeout of the dev stack (unless set): joins take ~1.5 s instead of ~3 s.
 DEV_SESSION_TIMEOUT_MS = 3000
+# Every producer of Headwater's own topics runs in the dev process and wakes their dozing
+# consumers as it writes (engine.bus.nudge), so those listen this seldom when idle; records
+# from elsewhere (`headwater triggers toggle` in another shell) wait up to this long.
+DEV_NUDGED_DOZE_PERIOD_MS = 5000
+# ... and they doze this soon after their last record: between two records of a running
+# flow they do not fetch at all (measured: the stack's fetching slowed a Python task's own
+# computation by up to 2x on 2 cores), and the next record's writer wakes them.
+DEV_NUDGED_DOZE_AFTER_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,15 @@ def dev_settings(base: Settings, stack: DevStack) -> Settings:
         # One process on one machine: nobody is slow to heartbeat, and a group join takes
         # about half the session timeout on Tansu (SERVICES.md), which delays the first run.
         kafka = settings.kafka.model_copy(
-            update={"session_timeout_ms": DEV_SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 500}
+            update={"session_timeout_ms": DEV_SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 1000}
+        )
+        settings = settings.model_copy(update={"kafka": kafka})
+    if settings.kafka.nudged_doze_period_ms == KafkaSettings().nudged_doze_period_ms:
+        kafka = settings.kafka.model_copy(
+            update={
+                "nudged_doze_period_ms": DEV_NUDGED_DOZE_PERIOD_MS,
+                "nudged_doze_after_s": DEV_NUDGED_DOZE_AFTER_S,
+            }
         )
         settings = settings.model_copy(update={"kafka": kafka})
     # A durable Tansu serves batches it reads back from S3 only to patient fetches.

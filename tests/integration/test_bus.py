@@ -28,6 +28,7 @@ from engine.bus import (
 )
 from engine.bus import stall as stall_module
 from engine.bus.admin import NewTopicSpec
+from engine.bus.nudge import NUDGES
 from engine.errors import BusError, ConfigError, DeliveryError
 from engine.settings import KafkaSettings, Settings
 from schemas.envelope import Envelope, decode, encode
@@ -460,6 +461,28 @@ async def test_a_dozing_consumer_loses_and_repeats_nothing(
     for partition in {r.partition for r in got}:
         offsets = [r.offset for r in got if r.partition == partition]
         assert offsets == sorted(offsets)
+
+
+async def test_a_producer_of_this_process_wakes_a_dozing_consumer_of_its_topic(
+    bus: KafkaSettings, topics: Topics
+) -> None:
+    """With nudges (engine.bus.nudge) a consumer of Headwater's own topics may listen only
+    once an hour: a record written by this process's producer is read at once anyway."""
+    hourly = bus.model_copy(
+        update={"doze_after_s": 0.2, "doze_period_ms": 60, "nudged_doze_period_ms": 3_600_000}
+    )
+    async with AsyncConsumer(hourly, _group()) as consumer, AsyncProducer(bus) as producer:
+        await consumer.subscribe([topics.jobs.name])
+        await producer.produce(topics.jobs.name, b"k", b"first")
+        got = await _read(consumer, 1)
+        async with asyncio.timeout(ARRIVAL_S):  # dozing: registered for a nudge
+            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
+                got += await consumer.consume(500, 0.1)
+        assert await _quiet(consumer) == []  # no listening window within the hour
+        await producer.produce(topics.jobs.name, b"k", b"second")
+        got += await _read(consumer, 1)
+    assert [r.value for r in got] == [b"first", b"second"]
+    assert (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics
 
 
 async def test_next_served_reads_where_records_are(bus: KafkaSettings, topics: Topics) -> None:

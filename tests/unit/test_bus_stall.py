@@ -57,6 +57,7 @@ class _Reader:
 def _every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stall, "STALL_CHECK_S", 0.0)
     monkeypatch.setattr(stall, "PATIENT_CHECK_S", 0.0)
+    monkeypatch.setattr(stall, "DOZING_CHECK_S", 0.0)
     monkeypatch.setattr(stall, "STALL_CHECK_GAP_S", float("inf"))
 
 
@@ -110,6 +111,27 @@ async def test_a_full_batch_or_a_dozing_client_gets_no_verdict() -> None:
     reader.dozing = True
     assert await check.run(None) == []  # type: ignore[arg-type]
     assert reader.woken == 1
+
+
+async def test_a_dozing_client_is_checked_seldom_and_after_any_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(stall, "_now", lambda: clock[0])
+    monkeypatch.setattr(stall, "STALL_CHECK_S", 5.0)
+    monkeypatch.setattr(stall, "DOZING_CHECK_S", 30.0)
+    monkeypatch.setattr(stall, "STALL_CHECK_GAP_S", 15.0)
+    reader = _Reader([(3, 9), (3, 9)], served=3)
+    reader.dozing = True
+    check = stall.StallCheck(reader)  # type: ignore[arg-type]
+    assert await check.run(None) == []  # type: ignore[arg-type]
+    assert reader.woken == 1  # records waited while it dozed: it listens longer
+    clock[0] += 10.0  # past STALL_CHECK_S, not DOZING_CHECK_S: no request to the broker
+    assert await check.run(None) == []  # type: ignore[arg-type]
+    assert reader.ends == [(3, 9)]
+    clock[0] += 25.0  # further apart than STALL_CHECK_GAP_S: a dozing client is checked anyway
+    assert await check.run(None) == []  # type: ignore[arg-type]
+    assert (reader.ends, reader.woken) == ([], 2)
 
 
 class _Client:
