@@ -26,3 +26,20 @@ def test_schema_names_the_top_level_keys() -> None:
     schema = flow_json_schema()
     assert schema["required"] == ["id", "namespace", "tasks"]
     assert {"finally", "pluginDefaults", "concurrency", "sla"} <= set(schema["properties"])
+
+
+def test_schema_does_not_depend_on_which_plugin_was_imported_first() -> None:
+    # odoo spells fetchType's Literal NONE-first, most plugins STORE-first; Python caches
+    # ``Literal[...] | str`` by equality, so the first import decided every plugin's enum order
+    import subprocess
+    import sys
+
+    code = (
+        "import executors.plugins.odoo\n"
+        "from schemas.flow.jsonschema import render\n"
+        "import sys; sys.stdout.write(render())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert out == render()
