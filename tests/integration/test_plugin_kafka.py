@@ -96,7 +96,10 @@ async def test_a_group_commits_only_what_reached_storage(
     produce(bootstrap, topic, [{"value": f"v{i}".encode(), "partition": i % 2} for i in range(5)])
     group = unique("hw-group")
     task = consume_task(
-        bootstrap, topic=[topic], groupId=group, maxRecords=3,
+        bootstrap,
+        topic=[topic],
+        groupId=group,
+        maxRecords=3,
         properties={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
     )
     ctx = make_ctx(tmp_path, task)
