@@ -39,7 +39,7 @@ class _KlaviyoRead(ApiTask):
 
     apiKey: Str
     baseUrl: Str | None = KLAVIYO_URL
-    fetchType: Literal["FETCH", "FETCH_ONE", "STORE", "NONE"] | Str | None = "FETCH"
+    fetchType: Literal["STORE", "FETCH", "FETCH_ONE", "NONE"] | Str | None = "FETCH"
 
     def ids(self, ctx: TaskContext) -> list[str]:
         raise NotImplementedError

@@ -91,7 +91,7 @@ class OdooQuery(TaskPlugin):
     ids: list[IntOrExpr] | Str | None = None
     limit: IntOrExpr | None = None
     offset: IntOrExpr | None = None
-    fetchType: Literal["NONE", "FETCH", "FETCH_ONE", "STORE"] | Str | None = "NONE"
+    fetchType: Literal["STORE", "FETCH", "FETCH_ONE", "NONE"] | Str | None = "NONE"
 
     def _ids(self, ctx: TaskContext, operation: str) -> list[int]:
         given = render_json(ctx, self.ids, "ids") or []

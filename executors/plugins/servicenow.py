@@ -114,7 +114,7 @@ class ServiceNowGet(_ServiceNow):
 
     short: ClassVar[str | None] = "servicenow_get"
     type: Literal["io.kestra.plugin.servicenow.Get"]
-    fetchType: Literal["FETCH", "FETCH_ONE", "STORE", "NONE"] | Str | None = "FETCH"
+    fetchType: Literal["STORE", "FETCH", "FETCH_ONE", "NONE"] | Str | None = "FETCH"
     query: Str | None = None
     limit: IntOrExpr | None = None
     offset: IntOrExpr | None = None

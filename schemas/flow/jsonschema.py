@@ -5,9 +5,7 @@
 The schema comes from the pydantic models, with one change: a plugin's ``type`` accepts every
 name the loader accepts (canonical, legacy alias and short name), not only the canonical one,
 so the discriminator mappings that list canonical names only are dropped in favour of
-``oneOf`` over those enums. Other enums are sorted: Python caches ``Literal[...] | str`` unions
-by equality, and two Literals with the same values in another order are equal, so the order
-pydantic sees depends on which module was imported first.
+``oneOf`` over those enums.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ REGENERATE = "python -m schemas.flow.jsonschema > schemas/flow.schema.json"
 def flow_json_schema() -> dict[str, Any]:
     """The JSON Schema of a flow document."""
     schema = Flow.model_json_schema(by_alias=True)
-    _sort_enums(schema)
     names: dict[str, list[str]] = {}
     for name in known_names():
         canonical = canonical_type(name)
@@ -90,18 +87,6 @@ def _mark(definition: dict[str, Any], dialect: str, note: str) -> None:
     text = definition.get("description") or ""
     if note not in text:
         definition["description"] = f"{text} ({note})".strip()
-
-
-def _sort_enums(node: Any) -> None:
-    if isinstance(node, dict):
-        enum = node.get("enum")
-        if isinstance(enum, list) and len(enum) > 1:
-            node["enum"] = sorted(enum, key=lambda v: (str(type(v)), str(v)))
-        for value in node.values():
-            _sort_enums(value)
-    elif isinstance(node, list):
-        for value in node:
-            _sort_enums(value)
 
 
 def _drop_plugin_discriminators(node: Any, plugin_types: set[str]) -> None:
