@@ -344,6 +344,19 @@ def provided_families() -> list[str]:
     return sorted(out, key=lambda family: (family != "core", family))
 
 
+def _what_we_provide_beside(name: str) -> str:
+    """The hint after a type we do not provide: its family's packages we do provide, if any."""
+    package = name.removeprefix("io.kestra.plugin.")
+    if package.startswith("ee."):
+        return "it is a Kestra Enterprise Edition plugin; see `headwater plugins list`"
+    families = provided_families()
+    vendor = package.split(".")[0]
+    near = [f for f in families if f.split(".")[0] == vendor]
+    if near and package != name:
+        return f"of {vendor}, Headwater provides {', '.join(near)}; see `headwater plugins list`"
+    return f"see `headwater plugins list` for the {len(families)} packages Headwater provides"
+
+
 def unknown_type_problem(name: str, what: str, candidates: list[str]) -> tuple[str, bool]:
     """The message for a type name no type answers to, and whether it names a Kestra plugin
     Headwater does not provide (as opposed to a misspelling of one it does).
@@ -363,12 +376,7 @@ def unknown_type_problem(name: str, what: str, candidates: list[str]) -> tuple[s
             and _edits(c.rpartition(".")[2].lower(), cls.lower()) <= _TYPO_EDITS
         ]
         if not close:
-            families = ", ".join(provided_families())
-            return (
-                f"'{name}' {NOT_PROVIDED} "
-                f"(Headwater provides {families}; see `headwater plugins list`)",
-                True,
-            )
+            return f"'{name}' {NOT_PROVIDED} ({_what_we_provide_beside(name)})", True
     else:
         close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"; did you mean {_or(close[:3])}?" if close else ""

@@ -186,9 +186,23 @@ def test_a_kestra_plugin_we_do_not_provide_is_said_to_be_one_once_per_type() -> 
     assert len(problems) == 1, problems
     assert problems[0].startswith(
         "f.yaml:5:11: tasks[0].type: 'io.kestra.plugin.jdbc.oracle.Queries' is a Kestra "
-        "plugin that Headwater does not provide (Headwater provides core, "
+        "plugin that Headwater does not provide (of jdbc, Headwater provides jdbc.duckdb, "
     )
     assert "did you mean" not in problems[0]
+
+
+def test_the_hint_names_what_we_provide_of_the_same_family() -> None:
+    from schemas.types import unknown_type_problem
+
+    ee, is_plugin = unknown_type_problem("io.kestra.plugin.ee.nutanix.ahv.CreateVm", "task", [])
+    assert is_plugin
+    assert "Enterprise Edition" in ee
+    other, _ = unknown_type_problem("io.kestra.plugin.acme.queue.Push", "task", [])
+    assert other.endswith("packages Headwater provides)")
+    assert "acme" not in other.split("(")[1]
+    aws, _ = unknown_type_problem("io.kestra.plugin.aws.ecr.GetAuthToken", "task", [])
+    assert "of aws, Headwater provides aws.athena," in aws
+    assert "jdbc" not in aws
 
 
 def test_unknown_types_nested_in_conditions_are_reported_too() -> None:
