@@ -40,9 +40,10 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from executors.base import SECRET_MASK, TaskContext, TaskError, TaskOutcome, format_duration
+from executors.base import SECRET_MASK, TaskContext, TaskError, TaskOutcome
 from executors.http_client import HttpOptions, client_setup
 from executors.plugin import TaskPlugin
+from schemas.flow.common import format_duration
 
 # The services' API roots where Kestra hard-codes them (a type whose URL is a property does not
 # appear here). Tests replace an entry with a local receiver's address.

@@ -515,31 +515,6 @@ def parse_duration(value: Any) -> float:
     return -seconds if parts["sign"] == "-" else seconds
 
 
-def format_duration(seconds: float, *, digits: int = 3) -> str:
-    """A duration the way Java's ``Duration.toString`` prints it (``PT0.1S``, ``PT1M30S``).
-
-    The fraction of a second is rounded to ``digits`` decimals: milliseconds by default (the
-    durations our tasks log), 6 for the microseconds of a database interval.
-    """
-    if seconds == 0:
-        return "PT0S"
-    unit = 10**digits
-    ticks = round(abs(seconds) * unit)
-    hours, rest = divmod(ticks, 3600 * unit)
-    minutes, rest = divmod(rest, 60 * unit)
-    secs, frac = divmod(rest, unit)
-    sign = "-" if seconds < 0 else ""
-    out = "PT"
-    if hours:
-        out += f"{sign}{hours}H"
-    if minutes:
-        out += f"{sign}{minutes}M"
-    if secs or frac:
-        fraction = f".{frac:0{digits}d}".rstrip("0") if frac else ""
-        out += f"{sign}{secs}{fraction}S"
-    return out
-
-
 def as_bool(value: Any) -> bool:
     """A rendered boolean property ("true"/"false", 1/0, a bool)."""
     if isinstance(value, bool):

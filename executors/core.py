@@ -20,11 +20,11 @@ from executors.base import (
     TaskError,
     TaskOutcome,
     as_bool,
-    format_duration,
     normalize_level,
     parse_duration,
     to_text,
 )
+from schemas.flow.common import format_duration
 
 # Kestra's Fail task: "0", "-0", "false" and "" are falsy, everything else (but null) truthy.
 _FALSY_CONDITIONS = frozenset({"false", "0", "-0", ""})

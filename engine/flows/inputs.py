@@ -82,7 +82,7 @@ def declared_defaults(declared: Any) -> dict[str, Any]:
     for spec in declared if isinstance(declared, list) else []:
         if isinstance(spec, Mapping) and spec.get("defaults") is not None:
             out[input_id(spec)] = spec["defaults"]
-    return _nest(out)
+    return nest_dotted(out)
 
 
 def secret_input_ids(declared: Any) -> list[str]:
@@ -129,7 +129,7 @@ def resolve_inputs(
         resolver.resolve(name)
     if resolver.problems:
         raise InputValidationError(resolver.problems, flow_id=flow_id)
-    return _nest({k: v for k, v in resolver.values.items() if k in resolver.enabled})
+    return nest_dotted({k: v for k, v in resolver.values.items() if k in resolver.enabled})
 
 
 class _Resolver:
@@ -163,7 +163,7 @@ class _Resolver:
         enabled = all([self.resolve(d) for d in deps])
         condition = depends.get("condition") if isinstance(depends, Mapping) else None
         if enabled and condition is not None:
-            scope = _nest({d: self.values.get(d) for d in deps if d in self.enabled})
+            scope = nest_dotted({d: self.values.get(d) for d in deps if d in self.enabled})
             try:
                 result = self.render(condition, scope) if self.render is not None else condition
             except (HeadwaterError, ValueError, TypeError) as exc:
@@ -181,7 +181,7 @@ class _Resolver:
             if value is None and spec.get("defaults") is not None:
                 value = spec["defaults"]
                 if self.render is not None:
-                    value = self.render(value, _nest(dict(self.values)))
+                    value = self.render(value, nest_dotted(dict(self.values)))
             if value is None:
                 if is_required(spec):
                     raise InvalidValue(kind_of(spec), "missing required input")
@@ -219,8 +219,9 @@ def flow_default_renderer(
     return render
 
 
-def _nest(values: dict[str, Any]) -> dict[str, Any]:
-    """Dotted ids become nested maps (``a.b`` -> ``{"a": {"b": ...}}``), as Kestra does."""
+def nest_dotted(values: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys become nested maps (``a.b`` -> ``{"a": {"b": ...}}``), as Kestra does
+    (``MapUtils.flattenToNestedMap``)."""
     if not any("." in key for key in values):
         return values
     out: dict[str, Any] = {}

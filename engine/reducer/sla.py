@@ -30,6 +30,7 @@ from engine.reducer.flow_subflow import kill_child
 from engine.reducer.ids import make_id, parse_duration, seconds_between
 from engine.reducer.model import JSON, Timer
 from engine.reducer.states import State
+from schemas.flow.common import format_duration
 
 MAX_DURATION = "MAX_DURATION"
 EXECUTION_ASSERTION = "EXECUTION_ASSERTION"
@@ -78,8 +79,8 @@ def on_timer(ctx: Ctx, timer: Timer) -> State | None:
         return None
     elapsed = seconds_between(st.history[0][1], ctx.now)
     reason = (
-        f"execution duration of {java_duration(elapsed)} exceed the maximum duration of "
-        f"{java_duration(parse_duration(sla.get('duration')))}."
+        f"execution duration of {format_duration(elapsed)} exceed the maximum duration of "
+        f"{format_duration(parse_duration(sla.get('duration')))}."
     )
     return violate(ctx, sla, reason)
 
@@ -154,15 +155,3 @@ def _add_labels(ctx: Ctx, labels: Any) -> None:
         if ctx.state.labels.get(str(key)) != text:
             ctx.state.labels[str(key)] = text
             ctx.dirty_exec = True
-
-
-def java_duration(seconds: float) -> str:
-    """Java's ``Duration.toString`` (``PT0.5S``, ``PT1M30S``), as Kestra prints reasons."""
-    millis = round(seconds * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, ms = divmod(rest, 1000)
-    out = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    if secs or ms or out == "PT":
-        out += f"{secs}" + (f".{ms:03d}".rstrip("0") if ms else "") + "S"
-    return out

@@ -44,12 +44,12 @@ from executors.base import (
     TaskError,
     TaskOutcome,
     TriggerStates,
-    format_duration,
     real_sleep,
 )
 from executors.process import KILL_GRACE_S
 from executors.registry import Registry
 from schemas.envelope import new_id
+from schemas.flow.common import format_duration
 
 log = logging.getLogger(__name__)
 

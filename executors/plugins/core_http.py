@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import orjson
 
-from executors.base import TaskContext, TaskError, TaskOutcome, format_duration, to_text
+from executors.base import TaskContext, TaskError, TaskOutcome, to_text
 from executors.http_client import (
     ClientSetup,
     HttpOptions,
@@ -63,7 +63,7 @@ from executors.http_client import (
     response_headers,
 )
 from executors.plugin import TaskPlugin, render_bool, render_str
-from schemas.flow.common import BoolOrExpr, Str
+from schemas.flow.common import BoolOrExpr, Str, format_duration
 
 # Chunks are gathered up to this size before one write (in a thread, off the event loop).
 WRITE_BATCH_BYTES = 1024 * 1024

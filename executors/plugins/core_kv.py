@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from engine.flows.inputs import nest_dotted
 from executors.base import KVStore, TaskContext, TaskError, to_text
 from executors.plugin import TaskPlugin, render_bool, render_str
 from schemas.flow.common import BoolOrExpr, FlowModel, IntOrExpr, Str
@@ -84,21 +85,6 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _nested(updates: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}`` (Kestra's ``MapUtils.flattenToNestedMap``)."""
-    out: dict[str, Any] = {}
-    for dotted, value in updates.items():
-        *heads, last = dotted.split(".")
-        node = out
-        for head in heads:
-            child = node.get(head)
-            if not isinstance(child, dict):
-                child = node[head] = {}
-            node = child
-        node[last] = value
-    return out
-
-
 def _is_entry_list(value: Any) -> bool:
     return (
         isinstance(value, list)
@@ -133,7 +119,7 @@ def merge(existing: Any, new: Any) -> Any:
             updates[key] = entry["value"]
         if replaced:
             return replace
-        nested = _nested(updates)
+        nested = nest_dotted(updates)
         if existing is None:
             return nested
         if not isinstance(existing, dict):

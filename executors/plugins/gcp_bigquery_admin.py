@@ -43,12 +43,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from executors.base import TaskContext, TaskError, format_duration
+from executors.base import TaskContext, TaskError
 from executors.plugin import render_bool, render_int, render_map, render_seconds, render_str
 from executors.plugins.gcp_bigquery import BigQueryTask, choice, render_strs, schema_fields
 from executors.remote import common as c
 from executors.remote.google_api import GoogleApi
-from schemas.flow.common import BoolOrExpr, Duration, FlowModel, IntOrExpr, Str
+from schemas.flow.common import BoolOrExpr, Duration, FlowModel, IntOrExpr, Str, format_duration
 
 IF_EXISTS = ("ERROR", "UPDATE", "SKIP")
 IF_NOT_EXISTS = ("ERROR", "SKIP")

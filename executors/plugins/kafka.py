@@ -59,11 +59,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from executors.base import TaskContext, TaskError, TaskOutcome, format_duration
+from executors.base import TaskContext, TaskError, TaskOutcome
 from executors.data import IonSink
 from executors.kafka_client import SerdeError, client_config, deserialize, serde_type
 from executors.plugin import TaskPlugin, render_int, render_map, render_seconds, render_str
-from schemas.flow.common import Duration, FlowModel, IntOrExpr, Str
+from schemas.flow.common import Duration, FlowModel, IntOrExpr, Str, format_duration
 
 # A consumer group on Tansu is balanced after about half of session.timeout.ms: wait that long
 # for partitions before an empty poll may end the run, and fail past it.

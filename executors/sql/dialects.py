@@ -36,10 +36,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from executors.base import TaskError, format_duration
+from executors.base import TaskError
 from executors.sql.splitter import Placeholder
 from executors.sql.urls import is_true, parse_server_url
 from executors.sql.values import kestra_interval
+from schemas.flow.common import format_duration
 
 Convert = Callable[[Any], Any]
 _PLAIN = (bool, int, float, str, Decimal, dt.date, dt.time, bytes, dict, list)

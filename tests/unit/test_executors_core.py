@@ -15,11 +15,11 @@ from executors.base import (
     LogLine,
     TaskContext,
     TaskOutcome,
-    format_duration,
     parse_duration,
 )
 from executors.core import InMemoryKV
 from executors.registry import Registry, core_registry
+from schemas.flow.common import format_duration
 
 _EXPR = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 FIXED_NOW = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
