@@ -29,6 +29,8 @@ SECRET_KEY = "headwater-s3-local-only"  # noqa: S105 - loopback-only test store,
 REGION = "us-east-1"
 # `weed mini` serves S3 in ~1 s after starting a master, a volume server and a filer.
 S3_READY_TIMEOUT_S = 60.0
+# Volumes this server may create (see weed_argv).
+MAX_VOLUMES = 2000
 # The ports this server binds (each also at +10000 for gRPC): the S3 gateway first.
 S3_PORT_KEYS = ("s3api", "s3api_master", "s3api_volume", "s3api_filer", "s3api_admin")
 
@@ -50,6 +52,11 @@ def weed_argv(weed: pathlib.Path, data: pathlib.Path, ports: dict[str, int]) -> 
         "-webdav=false",
         "-admin.ui=false",
         "-master.telemetry=false",
+        # Every bucket is a collection with volumes of its own, and weed's automatic limit is
+        # free disk / volume size (48 on 48 GB): a few runs of the suite, each creating dozens
+        # of buckets, used them all ("No writable volumes"). Volumes are files that grow with
+        # what is written, so a high count costs nothing until data is written.
+        f"-volume.max={MAX_VOLUMES}",
     ]
 
 
