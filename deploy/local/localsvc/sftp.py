@@ -64,7 +64,10 @@ class Sftp(Server):
             self.dir / "sshd.pid",
             self.dir / "sshd.log",
             (str(SSHD), str(self.dir / "sshd_config")),
-            self.tag,
+            # sshd rewrites its process title over its environment, so our tag can't be read
+            # back (it was taken for another program's and left running at `down`); the
+            # config file's path, under this local dir, is the identity.
+            None,
             owns_pid_file=False,
         )
 
