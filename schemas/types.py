@@ -352,6 +352,8 @@ def _what_we_provide_beside(name: str) -> str:
     families = provided_families()
     vendor = package.split(".")[0]
     near = [f for f in families if f.split(".")[0] == vendor]
+    if near == [vendor]:
+        return f"not one of the {vendor} types Headwater provides; see `headwater plugins list`"
     if near and package != name:
         return f"of {vendor}, Headwater provides {', '.join(near)}; see `headwater plugins list`"
     return f"see `headwater plugins list` for the {len(families)} packages Headwater provides"

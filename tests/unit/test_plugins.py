@@ -203,6 +203,8 @@ def test_the_hint_names_what_we_provide_of_the_same_family() -> None:
     aws, _ = unknown_type_problem("io.kestra.plugin.aws.ecr.GetAuthToken", "task", [])
     assert "of aws, Headwater provides aws.athena," in aws
     assert "jdbc" not in aws
+    core, _ = unknown_type_problem("io.kestra.plugin.core.execution.Count", "task", [])
+    assert "(not one of the core types Headwater provides;" in core
 
 
 def test_unknown_types_nested_in_conditions_are_reported_too() -> None:
