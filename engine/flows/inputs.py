@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.dotted import nest_dotted
 from engine.errors import FlowError, HeadwaterError
 from engine.flows.input_types import InvalidValue, kind_of, parse_value, shown
 
@@ -217,24 +218,6 @@ def flow_default_renderer(
         return render_value(value, {**base, "inputs": inputs}, hooks)
 
     return render
-
-
-def nest_dotted(values: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys become nested maps (``a.b`` -> ``{"a": {"b": ...}}``), as Kestra does
-    (``MapUtils.flattenToNestedMap``)."""
-    if not any("." in key for key in values):
-        return values
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        *heads, last = key.split(".")
-        node = out
-        for head in heads:
-            child = node.get(head)
-            if not isinstance(child, dict):
-                child = node[head] = {}
-            node = child
-        node[last] = value
-    return out
 
 
 __all__ = [

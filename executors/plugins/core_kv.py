@@ -17,9 +17,10 @@ From Kestra 1.x's classes:
   the names as plain prefixes), ``keyPattern`` (wildcard), ``behavior`` (``{type: key,
   expiredOnly: true}``: only expired keys; ``expiredOnly: false``: every matching key;
   ``{type: version, ...}``: old versions, which Headwater does not keep, so only
-  ``keepAmount: 0`` deletes anything). Output ``size``. The namespaces considered are those
-  holding keys (Kestra lists the namespaces of flows; a namespace with keys and no flow is
-  purged here too when it matches).
+  ``keepAmount: 0`` deletes anything); the deprecated ``expiredOnly``, when set, overrides
+  ``behavior`` with ``{type: key, expiredOnly: <it>}``. Output ``size``. The namespaces
+  considered are those holding keys (Kestra lists the namespaces of flows; a namespace with
+  keys and no flow is purged here too when it matches).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from engine.flows.inputs import nest_dotted
+from engine.dotted import nest_dotted
 from executors.base import KVStore, TaskContext, TaskError, to_text
 from executors.plugin import TaskPlugin, render_bool, render_str
 from schemas.flow.common import BoolOrExpr, FlowModel, IntOrExpr, Str
@@ -176,6 +177,8 @@ class PurgeKV(_KvTask):
     namespacePattern: Str | None = None
     behavior: PurgeBehavior | None = None
     includeChildNamespaces: BoolOrExpr | None = True
+    # Deprecated in Kestra 1.1 (still in its blueprints): when set, it overrides `behavior`.
+    expiredOnly: BoolOrExpr | None = None
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         store = self.store(ctx)
@@ -189,6 +192,8 @@ class PurgeKV(_KvTask):
         children = render_bool(ctx, self.includeChildNamespaces, "includeChildNamespaces", True)
         key_pattern = render_str(ctx, self.keyPattern, "keyPattern") or None
         behavior = self.behavior or PurgeBehavior(type="key")
+        if self.expiredOnly is not None:
+            behavior = PurgeBehavior(type="key", expiredOnly=self.expiredOnly)
         mode = self._mode(ctx, behavior)
         now = ctx.clock()
         doomed: list[tuple[str, str]] = []

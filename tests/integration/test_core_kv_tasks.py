@@ -135,6 +135,17 @@ async def test_purge_kv(kv: tuple[KafkaKV, Clock]) -> None:
     assert (await store.get("companyx", "AI_y"))[0]  # not a child of "company"
     keys = sorted((ns, k) for ns, k, _ in await store.list_entries())
     assert keys == [("company.team", "keep"), ("companyx", "AI_y")]
+    # The deprecated top-level expiredOnly overrides behavior, as in Kestra.
+    deprecated = {
+        "type": "PurgeKV",
+        "namespaces": ["companyx"],
+        "expiredOnly": False,
+        "behavior": {"type": "key", "expiredOnly": True},
+    }
+    assert (await run(store, clock, deprecated)).outputs == {"size": 1}  # AI_y, not expired
+    outcome = await run(store, clock, {"type": "PurgeKV", "expiredOnly": True})
+    assert outcome.outputs == {"size": 1}  # keep, expired
+    assert await store.list_entries() == []
     versions = {"type": "PurgeKV", "behavior": {"type": "version", "keepAmount": 1}}
     assert (await run(store, clock, versions)).outputs == {"size": 0}
     both = {"type": "PurgeKV", "namespaces": ["a"], "namespacePattern": "a*"}

@@ -250,3 +250,21 @@ def test_a_blueprint_extend_block_is_ignored() -> None:
     flow = load_flow(text, "f.yaml")
     assert flow.id == "f"
     assert "extend" not in flow.model_dump(exclude_none=True)
+
+
+@pytest.mark.parametrize("first", ["schemas.flow.jsonschema", "executors.registry", "engine.cli"])
+def test_every_builtin_plugin_loads_whatever_a_process_imports_first(first: str) -> None:
+    # A built-in plugin that imports engine.flows (which imports the flow model, which is being
+    # built from the plugins) failed only when the flow model was imported first: the type
+    # vanished from that process's schema and registry, with one line in plugin_errors().
+    code = (
+        f"import {first}\n"
+        "from schemas.plugins import plugin_errors, plugins\n"
+        "print(len(plugins()))\n"
+        "for line in plugin_errors(): print(line)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.splitlines()
+    assert int(out[0]) > 300
+    assert out[1:] == []
