@@ -244,13 +244,7 @@ def router(services: ApiServices) -> APIRouter:
     )
 
     async def current(execution_id: str) -> Any:
-        row = await services.fetchrow(
-            f"SELECT {_COLUMNS} FROM executions WHERE id = $1",  # noqa: S608 - constant columns
-            execution_id,
-        )
-        if row is None:
-            raise ProblemError(404, "Execution not found", f"no execution {execution_id}")
-        return row
+        return await execution_row(services, execution_id)
 
     async def command(execution_id: str, allowed: frozenset[str], make: Any) -> CommandAccepted:
         row = await current(execution_id)
@@ -366,15 +360,7 @@ def router(services: ApiServices) -> APIRouter:
         responses=problem_responses(404),
     )
     async def get_execution(execution_id: str) -> ExecutionOut:
-        row = await current(execution_id)
-        runs = await services.fetch(
-            # Kestra's taskRunList order: creation order, parents before children (rows
-            # projected before positions existed fall back to creation time).
-            "SELECT * FROM task_runs WHERE execution_id = $1"
-            " ORDER BY position NULLS LAST, start_date, id",
-            execution_id,
-        )
-        return masked_execution(services, execution_from_row(row, runs))
+        return await read_execution(services, execution_id)
 
     @api.get(
         "/{execution_id}/logs",
@@ -560,23 +546,46 @@ def router(services: ApiServices) -> APIRouter:
         )
         if not wait:
             return created
-        return await _until_ended(created.id)
-
-    async def _until_ended(execution_id: str) -> ExecutionOut:
-        """Kestra's ``wait=true``: the execution once it ended (isStopFollow), as GET shows
-        it; polled from the read model, which trails the executor by one projection hop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FOLLOW_MAX_S
-        while loop.time() < deadline:
-            row = await services.fetchrow(
-                "SELECT state FROM executions WHERE id = $1", execution_id
-            )
-            if row is not None and row["state"] in _TERMINAL:
-                break
-            await asyncio.sleep(WAIT_POLL_S)
-        return await get_execution(execution_id)
+        return await until_ended(services, created.id)
 
     return api
+
+
+async def execution_row(services: ApiServices, execution_id: str) -> Any:
+    """The execution's row of the read model (404 if there is none)."""
+    row = await services.fetchrow(
+        f"SELECT {_COLUMNS} FROM executions WHERE id = $1",  # noqa: S608 - constant columns
+        execution_id,
+    )
+    if row is None:
+        raise ProblemError(404, "Execution not found", f"no execution {execution_id}")
+    return row
+
+
+async def read_execution(services: ApiServices, execution_id: str) -> ExecutionOut:
+    """The execution as GET shows it, its task runs in Kestra's taskRunList order."""
+    row = await execution_row(services, execution_id)
+    runs = await services.fetch(
+        # Kestra's taskRunList order: creation order, parents before children (rows
+        # projected before positions existed fall back to creation time).
+        "SELECT * FROM task_runs WHERE execution_id = $1"
+        " ORDER BY position NULLS LAST, start_date, id",
+        execution_id,
+    )
+    return masked_execution(services, execution_from_row(row, runs))
+
+
+async def until_ended(services: ApiServices, execution_id: str) -> ExecutionOut:
+    """Kestra's ``wait=true``: the execution once it ended (isStopFollow), as GET shows it;
+    polled from the read model, which trails the executor by one projection hop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FOLLOW_MAX_S
+    while loop.time() < deadline:
+        row = await services.fetchrow("SELECT state FROM executions WHERE id = $1", execution_id)
+        if row is not None and row["state"] in _TERMINAL:
+            break
+        await asyncio.sleep(WAIT_POLL_S)
+    return await read_execution(services, execution_id)
 
 
 def _sse(event: str, data: Any) -> bytes:

@@ -25,13 +25,17 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
 
-from engine.api.models import ExecutionCreated, labels_to_list
+from engine.api.models import ExecutionCreated, ExecutionOut, labels_to_list
 from engine.api.problems import ProblemError, problem_responses
+from engine.api.routes_executions import until_ended
 from engine.api.services import ApiServices
 from engine.bus.wire import command_record
-from engine.errors import DatabaseError, HeadwaterError
+from engine.errors import DatabaseError, ExpressionError, HeadwaterError
+from engine.expressions import render
 from engine.projector.rows import mask_inputs, secret_input_ids
 from engine.reducer.states import State
 from schemas.envelope import EnvelopeError
@@ -89,6 +93,58 @@ def _settled(task: asyncio.Future[Any]) -> None:
     """Retrieve a late lookup's failure so that it is not reported as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+def _flag(value: Any) -> bool:
+    """A Boolean trigger property (Kestra's ``wait`` and ``returnOutputs`` are plain Booleans)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def waited_response(trigger: dict[str, Any], ended: ExecutionOut) -> Response:
+    """Kestra's answer to a ``wait: true`` webhook once its execution ended (``Webhook.evaluate``).
+
+    The status is ``responseCode`` (rendered with the execution's flow, execution, inputs and
+    task outputs) or else 500 when the execution FAILED and 200 otherwise. The body is the
+    execution (as GET shows it), or with ``returnOutputs: true`` the flow's outputs (a map) as
+    JSON, also under ``responseContentType: text/plain`` (Kestra writes a map as JSON text).
+    """
+    status = _response_code(trigger.get("responseCode"), ended)
+    if not _flag(trigger.get("returnOutputs")):
+        return Response(_json(ended), status_code=status, media_type="application/json")
+    outputs = ended.outputs if ended.outputs is not None else {}
+    if str(trigger.get("responseContentType") or "").strip().lower() == "text/plain":
+        return Response(_json(outputs), status_code=status, media_type="text/plain")
+    return Response(_json(outputs), status_code=status, media_type="application/json")
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(jsonable_encoder(value, exclude_none=False))
+
+
+def _response_code(spec: Any, ended: ExecutionOut) -> int:
+    default = 500 if ended.state.current == State.FAILED.value else 200
+    if spec is None or spec == "":
+        return default
+    scope = {
+        "flow": {"id": ended.flowId, "namespace": ended.namespace, "revision": ended.flowRevision},
+        "execution": {"id": ended.id, "state": ended.state.current},
+        "inputs": ended.inputs,
+        "labels": {label.key: label.value for label in ended.labels},
+        "outputs": {
+            run.taskId: run.outputs
+            for run in ended.taskRunList or []
+            if run.value is None and run.outputs
+        },
+    }
+    try:
+        code = int(str(render(spec, scope) if isinstance(spec, str) else spec).strip())
+    except (ExpressionError, ValueError) as exc:
+        log.warning("webhook of %s: responseCode %r is not a status code (%s)", ended.id, spec, exc)
+        return default
+    if not 100 <= code <= 599:
+        log.warning("webhook of %s: responseCode %d is not an HTTP status", ended.id, code)
+        return default
+    return code
 
 
 def router(services: ApiServices) -> APIRouter:
@@ -150,7 +206,7 @@ def router(services: ApiServices) -> APIRouter:
         await services.produce(services.topics.commands.name, record_kv)
         services.commands_sent[command.type] = services.commands_sent.get(command.type, 0) + 1
         await _note_fired(namespace, flow_id, trigger, now)
-        return ExecutionCreated(
+        created = ExecutionCreated(
             id=command.execution_id,
             namespace=namespace,
             flowId=flow_id,
@@ -159,6 +215,9 @@ def router(services: ApiServices) -> APIRouter:
             inputs=mask_inputs(command.inputs, secret_input_ids(flow)),
             labels=labels_to_list(command.labels),
         )
+        if not _flag(trigger.get("wait")):
+            return created
+        return waited_response(trigger, await until_ended(services, command.execution_id))
 
     for method in ("POST", "GET", "PUT"):
         api.add_api_route(

@@ -164,8 +164,19 @@ class WebhookTrigger(_TriggerBase):
 
     type: Literal["io.kestra.plugin.core.trigger.Webhook"]
     key: Str
-    wait: BoolOrExpr | None = None
-    returnOutputs: BoolOrExpr | None = None
+    wait: BoolOrExpr | None = Field(
+        default=None, description="answer once the execution ended (200, or 500 if it FAILED)"
+    )
+    returnOutputs: BoolOrExpr | None = Field(
+        default=None, description="with wait: answer with the flow's outputs, not the execution"
+    )
+    responseContentType: Str | None = Field(
+        default=None,
+        description="with wait and returnOutputs: application/json (default) or text/plain",
+    )
+    responseCode: IntOrExpr | None = Field(
+        default=None, description="with wait: this HTTP status instead of 200/500"
+    )
     inputs: dict[str, Any] | None = None
 
 
