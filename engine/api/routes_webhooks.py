@@ -228,6 +228,10 @@ def router(services: ApiServices) -> APIRouter:
             summary=f"{method} to a flow's Webhook trigger: start an execution",
             responses={
                 204: {"description": "The trigger's conditions do not hold: no execution."},
+                500: {
+                    "description": "With `wait: true`: the execution FAILED (its body as for "
+                    "200; a `responseCode` replaces 200 and 500)."
+                },
                 **problem_responses(404, 413, 422, 503),
             },
             operation_id=f"webhook_{method.lower()}",
