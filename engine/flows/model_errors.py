@@ -54,6 +54,11 @@ def problems_from_validation(
     return out
 
 
+# Properties Kestra has on every task or trigger that Headwater does not act on: said to be
+# Kestra's, never a typo (as for types we do not provide).
+KESTRA_PROPERTIES_NOT_PROVIDED: dict[str, str] = {
+    "assets": "asset lineage (Kestra 1.1+), which Headwater does not record",
+}
 _STANDALONE = frozenset({"missing", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"})
 
 
@@ -86,6 +91,10 @@ def _describe(error: ErrorDetails, path: Path, root: type[BaseModel]) -> Located
         return path, f"missing required property '{path[-1]}'", "a value here", False
     if kind == "extra_forbidden":
         key = str(path[-1])
+        if key in KESTRA_PROPERTIES_NOT_PROVIDED:
+            what = KESTRA_PROPERTIES_NOT_PROVIDED[key]
+            message = f"'{key}' is a Kestra property that Headwater does not provide: {what}"
+            return path, message, None, True
         allowed = _allowed_keys(root, tuple(error["loc"])[:-1])
         close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.6)
         hint = f"did you mean {_or(close)}?" if close else None

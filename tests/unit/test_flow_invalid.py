@@ -67,6 +67,18 @@ CASES: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         ],
     ),
     (
+        "a Kestra property we do not provide is not called a typo",
+        HEAD + "tasks:\n  - id: a\n    type: log\n    message: x\n    assets: {outputs: []}\n",
+        [
+            (
+                7,
+                5,
+                "tasks[0].assets",
+                "'assets' is a Kestra property that Headwater does not provide: asset lineage",
+            )
+        ],
+    ),
+    (
         "bad cron and bad time zone",
         HEAD
         + "tasks:\n  - {id: a, type: log, message: x}\n"
