@@ -112,9 +112,9 @@ def waited_response(trigger: dict[str, Any], ended: ExecutionOut) -> Response:
     if not _flag(trigger.get("returnOutputs")):
         return Response(_json(ended), status_code=status, media_type="application/json")
     outputs = ended.outputs if ended.outputs is not None else {}
-    if str(trigger.get("responseContentType") or "").strip().lower() == "text/plain":
-        return Response(_json(outputs), status_code=status, media_type="text/plain")
-    return Response(_json(outputs), status_code=status, media_type="application/json")
+    text = str(trigger.get("responseContentType") or "").strip().lower() == "text/plain"
+    media = "text/plain" if text else "application/json"
+    return Response(_json(outputs), status_code=status, media_type=media)
 
 
 def _json(value: Any) -> bytes:
