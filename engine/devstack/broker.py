@@ -132,6 +132,10 @@ async def http_answers(port: int, host: str = HOST) -> bool:
         return False
 
 
+# What a server's log says when a port it binds is held by another socket (Linux's EADDRINUSE).
+_BIND_REFUSED = "address already in use"
+
+
 class PortTaken(ServiceError):
     """A server exited before it was ready because another process took one of its ports
     between our pick and its bind (two stacks starting at once); worth a retry."""
@@ -160,6 +164,14 @@ async def wait_until(
                 raise PortTaken(
                     f"{child.name} exited before it was {what}: port(s) {taken} were taken "
                     f"by another process as it started; its log is {child.log_path}",
+                    retriable=True,
+                )
+            if ports and _BIND_REFUSED in child.tail().lower():
+                # A port that was busy for a moment only (an outgoing connection's ephemeral
+                # port, or a gRPC port beside the ones we pass) is free again by now.
+                raise PortTaken(
+                    f"{child.name} exited before it was {what}: a port it binds was in use "
+                    f"as it started; its log is {child.log_path}",
                     retriable=True,
                 )
             raise child.died(what)

@@ -214,6 +214,29 @@ async def test_a_server_that_lost_its_port_is_not_ready_because_another_answers(
         await asyncio.to_thread(child.stop)
 
 
+async def test_a_server_refused_a_port_held_for_a_moment_only_is_started_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    # weed's filer lost a port to a connection's ephemeral port that was free again by the
+    # time we looked: only its log says why it exited, and that is a port race too.
+    free = pick_port(0, set())
+    exits = (
+        "import sys; print('F1207 filer.go:454 Filer listener error: listen tcp "
+        f"127.0.0.1:{free}: bind: address already in use', flush=True); sys.exit(255)"
+    )
+    child = Child("server", [sys.executable, "-c", exits], log_path=tmp_path / "server.log")
+    await asyncio.to_thread(child.start)
+    try:
+
+        async def answers() -> bool:
+            return False
+
+        with pytest.raises(PortTaken, match="a port it binds was in use"):
+            await wait_until(child, answers, READ_TOPIC_S, "ready", ports=[free])
+    finally:
+        await asyncio.to_thread(child.stop)
+
+
 @pytest.fixture
 async def broker(tmp_path: pathlib.Path) -> AsyncIterator[Broker]:
     started = Broker(tmp_path / "kafka", preferred_port=0)
