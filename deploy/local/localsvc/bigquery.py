@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
 
 from . import probes
 from .base import Component, Say, Server, wait_ready
-from .config import PortSpec, ServiceError
+from .config import PortSpec
+from .install import install_venv
 
 BQEMULATOR = "bqemulator==1.4.0"
 # bqemulator asks for duckdb>=1.0 but runs only on 2.x; pinned so that an upgrade is deliberate.
@@ -122,27 +121,9 @@ class BigQuery(Server):
         return probes.http_answers(self.cfg.ports["bigquery"])
 
     def _install(self, say: Say) -> None:
-        marker = self.venv / ".installed"
-        if marker.exists() and marker.read_text() == f"{BQEMULATOR} {DUCKDB} {NUMPY}":
-            return
-        if not self.python.exists():
-            say(f"$ {sys.executable} -m venv {self.venv}")
-            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
-        say(f"$ {self.python} -m pip install {BQEMULATOR} {DUCKDB} {NUMPY} (a minute at first)")
-        try:
-            done = subprocess.run(
-                [str(self.python), "-m", "pip", "install", "--quiet",
-                 "--disable-pip-version-check", BQEMULATOR, DUCKDB, NUMPY],
-                capture_output=True, text=True, timeout=PIP_INSTALL_TIMEOUT_S, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise ServiceError(
-                f"pip install {BQEMULATOR} did not finish within {PIP_INSTALL_TIMEOUT_S:.0f} s"
-            ) from None
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise ServiceError(f"pip install {BQEMULATOR} failed (exit {done.returncode}):\n{tail}")
-        marker.write_text(f"{BQEMULATOR} {DUCKDB} {NUMPY}")
+        install_venv(
+            self.venv, (BQEMULATOR, DUCKDB, NUMPY), say, PIP_INSTALL_TIMEOUT_S, "a minute at first"
+        )
 
     def start(self, say: Say) -> None:
         self._install(say)

