@@ -208,14 +208,7 @@ class NamespaceFiles:
 
     def all_files_sync(self, namespace: str) -> list[NamespaceFile]:
         """Every file of the namespace (no folders), sorted by path."""
-        root = self.folder(namespace)
-        if not root.is_dir():
-            return []
-        return [
-            self._entry(namespace, p, "/" + p.relative_to(root).as_posix())
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".hw-")
-        ]
+        return [entry for entry in self.all_sync(namespace) if not entry.is_dir]
 
     def all_sync(self, namespace: str) -> list[NamespaceFile]:
         """Every file and folder of the namespace, sorted by path (Kestra's ``all()``)."""
