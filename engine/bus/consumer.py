@@ -117,7 +117,9 @@ class AsyncConsumer:
         self._nudged_period_s = settings.nudged_doze_period_ms / 1000
         self._nudged_doze_after_s = settings.nudged_doze_after_s
         self._topic_prefix = settings.topic_prefix
-        self._listen_s = settings.fetch_wait_max_ms / 1000 + _DOZE_LISTEN_MARGIN_S
+        # A user's own client properties (a Kafka trigger's) come as strings: "5".
+        self._fetch_wait_ms = _as_ms(self._config["fetch.wait.max.ms"], settings.fetch_wait_max_ms)
+        self._listen_s = self._fetch_wait_ms / 1000 + _DOZE_LISTEN_MARGIN_S
         self._last_record_at = time.monotonic()
         self.dozing = False
         self._listen_at: float | None = None  # while dozing: when the next window opens
@@ -346,7 +348,7 @@ class AsyncConsumer:
         topic, number = partition
         try:
             served = await asyncio.to_thread(
-                gaps.next_served, self._config, self._config["fetch.wait.max.ms"], topic,
+                gaps.next_served, self._config, self._fetch_wait_ms, topic,
                 number, start, end, self.group_id,
             )  # fmt: skip
         except ValueError as exc:
@@ -603,3 +605,11 @@ def _serve_until_done(work: queue.SimpleQueue[_Work | None], limit_s: float) -> 
                 result.set_result(fn())
             except BaseException as exc:  # handed to the awaiting handler, not lost
                 result.set_exception(exc)
+
+
+def _as_ms(value: Any, default: int) -> int:
+    """A client property in milliseconds (an int, or a string from a user's properties)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

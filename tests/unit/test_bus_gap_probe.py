@@ -80,3 +80,16 @@ def test_a_slow_answer_at_the_end_of_the_gap_is_not_skipped(
     broker = _FakeBroker(set(range(15, 30)), {15, 16}, 0.05)
     assert _next(broker, monkeypatch, 10, 30) == 15
     assert 16 in broker.probes  # the offset before the first found was checked patiently
+
+
+@pytest.mark.usefixtures("fast")
+def test_a_long_backlog_that_is_served_is_no_gap_and_a_long_gap_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reader 3,500 offsets behind under load (seen at 500 executions/s): served at once.
+    broker = _FakeBroker(set(range(11_500, 15_000)), set(), 0)
+    assert _next(broker, monkeypatch, 11_500, 15_000) == 11_500
+    assert broker.probes == [11_500]
+    # Nothing served there: scanning that far is not a lost batch, something else is wrong.
+    with pytest.raises(ValueError, match="more than 2000"):
+        _next(_FakeBroker(set(), set(), 0), monkeypatch, 11_500, 15_000)

@@ -179,3 +179,27 @@ async def test_after_a_patient_read_the_check_runs_every_second(
     assert len(await at(1007.0)) == 3  # ... and read patiently at 9 the next second
     assert reader.patient_from == [3, 9]
     assert reader.ends == []
+
+
+async def test_a_fetch_wait_given_as_a_string_property_reaches_the_gap_probe_as_a_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Kafka trigger's `properties` are strings ("fetch.wait.max.ms": "5"); the gap probe
+    # compared it with its own wait and raised TypeError, restarting the trigger (seen under
+    # load at 500 executions/s).
+    from engine.bus import gaps
+    from engine.bus.consumer import AsyncConsumer
+    from engine.settings import KafkaSettings
+
+    seen: list[Any] = []
+
+    def next_served(_config: Any, wait: Any, *_args: Any) -> None:
+        seen.append(wait)
+        assert max(wait, gaps.PATIENT_FETCH_WAIT_MS) == gaps.PATIENT_FETCH_WAIT_MS
+        return None
+
+    monkeypatch.setattr(gaps, "next_served", next_served)
+    consumer = AsyncConsumer(KafkaSettings(), "g", **{"fetch.wait.max.ms": "40"})
+    assert await consumer.skip_gap(P, 3, 5) is None
+    assert seen == [40]
+    assert consumer._listen_s > 0.04
