@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 
 from engine.bus import stall
 from engine.bus.consumer import Partition, Record
@@ -31,8 +31,10 @@ class _Reader:
         self.patient_from: list[int] = []
         self.patient_records: list[Record] = []
         self.woken = 0
+        self.cached: list[bool] = []  # per check: watermarks from the last fetches?
 
     async def call_client(self, what: str, fn: Callable[[], Any]) -> Any:
+        self.cached.append(fn.keywords["cached"])  # type: ignore[attr-defined]
         pos, high = self.ends.pop(0)
         return [(P, pos, high)]
 
@@ -143,7 +145,19 @@ class _Client:
     def committed(self, tps: list[Any], timeout: float) -> list[Any]:
         return [TopicPartition(tp.topic, tp.partition, 5) for tp in tps]
 
-    def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
+    def __init__(self, fetched: dict[Partition, tuple[int, int]] | None = None) -> None:
+        self.fetched = fetched or {}  # watermarks of the last fetch responses
+        self.asked: list[Partition] = []  # partitions whose watermarks the broker was asked
+
+    def get_watermark_offsets(
+        self, tp: Any, timeout: float = 0, cached: bool = False
+    ) -> tuple[int, int]:
+        part = (tp.topic, tp.partition)
+        if cached:
+            if part not in self.fetched:
+                raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+            return self.fetched[part]
+        self.asked.append(part)
         return 0, 9
 
 
@@ -153,6 +167,31 @@ def test_where_a_partition_was_sought_counts_when_the_client_knows_no_position()
     assert ends(client, [P], {P: 8}) == [(P, 8, 9)]  # type: ignore[arg-type]
     # Never sought: the committed offset (not the sought position of another partition).
     assert ends(client, [P], {("t", 1): 8}) == [(P, 5, 9)]  # type: ignore[arg-type]
+
+
+def test_the_check_reads_watermarks_from_the_last_fetches_and_asks_for_unknown_ones() -> None:
+    other: Partition = ("t", 1)
+    client = _Client(fetched={P: (0, 7)})
+    ends = stall._ends(client, [P, other], {P: 3, other: 4}, cached=True)  # type: ignore[arg-type]
+    assert ends == [(P, 3, 7), (other, 4, 9)]
+    assert client.asked == [other]  # only the partition not fetched yet cost a request
+    assert stall._ends(client, [P], {P: 3}) == [(P, 3, 9)]  # type: ignore[arg-type]
+
+
+async def test_the_broker_is_asked_while_dozing_and_every_fresh_check_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(stall, "_now", lambda: clock[0])
+    reader = _Reader([(3, 3)] * 5, served=None)
+    check = stall.StallCheck(reader)  # type: ignore[arg-type]
+    for t in (1000.0, 1005.0, 1010.0, 1031.0):
+        clock[0] = t
+        await check.run(None)  # type: ignore[arg-type]
+    reader.dozing = True
+    clock[0] = 1070.0
+    await check.run(None)  # type: ignore[arg-type]
+    assert reader.cached == [False, True, True, False, False]
 
 
 async def test_after_a_patient_read_the_check_runs_every_second(
