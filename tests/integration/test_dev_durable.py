@@ -40,7 +40,14 @@ from engine.devstack.postgres import Postgres
 from engine.devstack.procs import HOST, Child, pick_port
 from engine.settings import Settings
 from schemas.envelope import decode
-from tests.integration.test_dev_stack import Dev, alive, descendants, said, wait_for
+from tests.integration.test_dev_stack import (
+    Dev,
+    alive,
+    descendants,
+    partitions_of,
+    said,
+    wait_for,
+)
 
 # Two dev starts (the first creates a PostgreSQL cluster) and two clean stops on a shared
 # 2-core machine; each step is bounded on its own, this only stops a hung run.
@@ -145,7 +152,9 @@ def read_topic(bootstrap: str, topic: str) -> list[bytes]:
 def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Settings) -> None:
     topics = topics_for(settings.kafka)
 
-    # First run: a new data directory, the example flow deployed and run.
+    # First run: a new data directory, the example flow deployed and run; its topics are
+    # created with 3 partitions (the dev default is 1).
+    dev.env = {**os.environ, "HEADWATER_KAFKA__PARTITIONS": "3"}
     dev.start()
     assert "(durable S3 storage)" in dev.output()
     assert "deployed company.team.hello revision 1" in dev.output()
@@ -154,7 +163,9 @@ def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Sett
         assert wait_for("the log line", lambda: said(api, first, "Hello, Ada!"))
     stop(dev)
 
-    # Second run on the same data directory (Dev keeps its ports; the log starts afresh).
+    # Second run on the same data directory (Dev keeps its ports; the log starts afresh),
+    # without the setting: the kept topics keep their count (it cannot change).
+    dev.env = None
     dev.start()
     output = dev.output()
     assert "(durable S3 storage)" in output
@@ -163,6 +174,7 @@ def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Sett
     assert "creating a PostgreSQL cluster" not in output
     bootstrap = output.split("Kafka ", 1)[1].split(" ", 1)[0]
 
+    assert partitions_of(bootstrap, topics.commands.name) == 3
     flows = [decode_flow(value) for value in read_topic(bootstrap, topics.flows.name)]
     assert [(f.namespace, f.id, f.revision, f.deleted) for f in flows] == [(*FLOW, 1, False)]
     events = [decode(value) for value in read_topic(bootstrap, topics.events.name)]

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from engine.devstack.procs import pick_port
 
@@ -44,13 +45,14 @@ class Dev:
             "--data-dir", str(folder / "data"),
         ]  # fmt: skip
         self.log = folder / "dev.out"
+        self.env: dict[str, str] | None = None  # None: this process's environment
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def start(self) -> None:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                self.argv, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT
+                self.argv, cwd=self.folder, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + READY_WITHIN_S
         while time.monotonic() < deadline:
@@ -119,6 +121,13 @@ def dev(tmp_path: pathlib.Path) -> Iterator[Dev]:
                 pass
 
 
+def partitions_of(bootstrap: str, topic: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(topic, timeout=10).topics[topic]
+    assert meta.error is None, meta.error
+    return len(meta.partitions)
+
+
 def said(api: httpx.Client, execution_id: str, message: str) -> bool:
     """Whether the execution's logs show ``message`` (hw.logs is projected beside hw.events,
     so a line can land just after the execution shows as ended)."""
@@ -152,6 +161,9 @@ def test_dev_deploys_runs_follows_edits_and_stops_clean(dev: Dev, api: httpx.Cli
         return response.json()["revision"] if response.status_code == 200 else None
 
     assert wait_for("the example flow in the read model", flow_revision) == 1
+    # One process reads every topic: one partition each (DEV_PARTITIONS).
+    bootstrap = dev.output().split("Kafka ", 1)[1].split(" ", 1)[0]
+    assert partitions_of(bootstrap, "hw.commands") == 1
 
     started = api.post("/executions/company.team/hello", json={"inputs": {"name": "Ada"}})
     assert started.status_code == 200, started.text
