@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--component-names", default="", help="comma-separated bench_* names")
     parser.add_argument("--idle-s", type=float, default=None, help="footprint idle time")
     parser.add_argument("--fetch-wait-ms", type=int, default=None, help="Headwater's Kafka hop")
+    parser.add_argument(
+        "--rates", default=None, help="saturation rates per minute, comma-separated"
+    )
+    parser.add_argument("--phase-s", type=float, default=None, help="saturation phase length")
     parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     parser.add_argument("--json-out", type=pathlib.Path, default=None, help="also save JSON")
     return parser.parse_args(argv)
@@ -59,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         idle_s=params.idle_s if args.idle_s is None else args.idle_s,
         fetch_wait_ms=args.fetch_wait_ms,
     )
+    if args.rates:
+        params = dataclasses.replace(
+            params, rates_per_min=tuple(int(r) for r in args.rates.split(",") if r)
+        )
+    if args.phase_s is not None:
+        params = dataclasses.replace(params, phase_s=args.phase_s)
     result: dict[str, object] = {
         "benchmark": "headwater suite",
         "command": " ".join(["benchmarks/run_all.py", *sys.argv[1:]]),

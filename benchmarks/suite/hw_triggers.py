@@ -48,6 +48,11 @@ class Sources:
     engine: Engine
     names: flows.Names
     producer: AsyncProducer
+    # The saturation load's producer: librdkafka's default linger (5 ms), as a user's producer
+    # of a steady stream would batch. One request per record (linger 1 ms) left Tansu's memory
+    # storage ~11,000 batch objects per partition after 45 s at 500/s, past which its fetches
+    # answer only patient readers (benchmarks/RESULTS.md, issue 18).
+    bulk: AsyncProducer
     amqp: aio_pika.abc.AbstractRobustConnection
     channel: aio_pika.abc.AbstractChannel
     mqtt: Any
@@ -59,6 +64,8 @@ class Sources:
 
         producer = AsyncProducer(KafkaSettings(bootstrap_servers=names.kafka_bootstrap))
         await producer.start()
+        bulk = AsyncProducer(KafkaSettings(bootstrap_servers=names.kafka_bootstrap, linger_ms=5))
+        await bulk.start()
         amqp = await aio_pika.connect_robust(names.amqp_url)
         channel = await amqp.channel()
         await channel.declare_queue(names.amqp_queue, durable=True)
@@ -67,12 +74,13 @@ class Sources:
         mqtt.connect(host, int(port))
         mqtt.loop_start()
         names.inbox.mkdir(parents=True, exist_ok=True)
-        return cls(engine, names, producer, amqp, channel, mqtt)
+        return cls(engine, names, producer, bulk, amqp, channel, mqtt)
 
     async def close(self) -> None:
         self.mqtt.loop_stop()
         self.mqtt.disconnect()
         await self.producer.close()
+        await self.bulk.close()
         await self.channel.queue_delete(self.names.amqp_queue)
         await self.amqp.close()
 
@@ -86,9 +94,9 @@ class Sources:
             url = f"/executions/webhook/{flows.NAMESPACE}/hook/benchkey"
             (await self.engine.api.post(url, json={"sample": sample})).raise_for_status()
 
-        def kafka_to(topic: str) -> Send:
+        def kafka_to(topic: str, producer: AsyncProducer = self.producer) -> Send:
             async def send(sample: str) -> None:
-                await self.producer.enqueue(topic, sample, body(sample))
+                await producer.enqueue(topic, sample, body(sample))
 
             return send
 
@@ -109,7 +117,7 @@ class Sources:
             "hook": webhook,
             "kafka": kafka_to(self.names.kafka_topic),
             "payload": kafka_to(self.names.payload_topic),
-            "rate": kafka_to(self.names.saturation_topic),
+            "rate": kafka_to(self.names.saturation_topic, self.bulk),
             "mqtt": mqtt,
             "amqp": amqp,
             "file": file,
