@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from engine import gcfreeze
 from engine.devstack.session import DEFAULT_API_PORT, DevOptions, dev_session
 from engine.errors import HeadwaterError
 
@@ -87,6 +88,7 @@ def dev(
         kafka_port=kafka_port,
         postgres_port=postgres_port,
     )
+    gcfreeze.install()  # the executor's states: see engine/gcfreeze.py
     try:
         asyncio.run(serve_dev(options))
     except HeadwaterError as exc:

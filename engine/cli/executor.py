@@ -12,6 +12,7 @@ import signal
 
 import typer
 
+from engine import gcfreeze
 from engine.health.server import HEALTH_PORT_HELP
 from engine.settings import Settings
 
@@ -58,4 +59,5 @@ def executor(
             loop.add_signal_handler(sig, stop.set)
         await serve_executor(load_settings(), health_port, stop)
 
+    gcfreeze.install()  # its states: see engine/gcfreeze.py
     asyncio.run(main())

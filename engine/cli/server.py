@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from engine import gcfreeze
 from engine.errors import ConfigError, HeadwaterError
 from engine.health.server import HEALTH_PORT_HELP
 
@@ -90,6 +91,7 @@ def server(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    gcfreeze.install()  # the executor's states: see engine/gcfreeze.py
     try:
         asyncio.run(serve(only, insecure=insecure, health_port=health_port))
     except ConfigError as exc:
