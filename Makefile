@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export HEADWATER_LOCAL_DIR ?= $(CURDIR)/.local
+# The unit tests share nothing: they run in parallel (pytest-xdist); 131 -> 77 s on 2 cores.
+# The others share the local servers and measure real waits: one at a time.
+UNIT_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install lint fmt services-up services-down services-status test test-unit bench dev dashboard-assets
@@ -48,12 +51,14 @@ dashboard-assets: ## Rebuild the dashboard's flow editor bundle with npm (from i
 	cd engine/dashboard/editor && npm ci --no-audit --no-fund && npm test && npm run build
 
 test-unit: install ## Unit tests only (no servers)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit
 
-test: install lint ## The whole suite: installs what is missing, starts servers, runs every test, stops what it started
+test: install lint ## The whole suite: installs what is missing, starts servers, runs every test (unit tests in parallel first), stops what it started
 	@started=$$(mktemp); \
 	$(BIN)/python deploy/local/services.py up --started-file "$$started" || { rm -f "$$started"; exit 1; }; \
-	$(BIN)/pytest; rc=$$?; \
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit; unit=$$?; \
+	$(BIN)/pytest --ignore=tests/unit --durations=20; rc=$$?; \
 	$(BIN)/python deploy/local/services.py down --started-file "$$started"; rm -f "$$started"; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
+	if [ $$unit -eq 5 ] || [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
+	if [ $$unit -ne 0 ]; then exit $$unit; fi; \
 	exit $$rc
