@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         rendered = report.render_components(result["components"])  # type: ignore[arg-type]
         text = report.replace_section(text, "components", rendered)
     if not args.only_components:
-        text = report.replace_section(text, "suite", report.render_suite(result))
+        # A quick run has its own section: it must not replace the full run's figures.
+        section = "suite-quick" if args.quick else "suite"
+        text = report.replace_section(text, section, report.render_suite(result))
     out = json.dumps(result, indent=2, default=str)
     print(out)
     if args.json_out is not None:
