@@ -53,7 +53,8 @@ DEV_NUDGED_DOZE_AFTER_S = 0.5
 # more buy no parallelism, and the embedded broker pays for each: Tansu lists every batch a
 # partition ever stored on each fetch that finds records there, and one batch of the executor
 # lands in every partition its executions hash to. At 500 executions/s for 60 s, 8 -> 1
-# partition: mean latency 0.37 -> 0.17 s, projection lag p99 1.6 -> 0.67 s (RESULTS.md).
+# partition (one run each): mean latency 0.37 -> 0.17 s, projection lag p99 1.6 -> 0.67 s
+# (RESULTS.md).
 DEV_PARTITIONS = 1
 
 
@@ -136,8 +137,10 @@ async def dev_session(
         say=say,
     )
     async with stack:
-        settings = await _with_partitions(dev_settings(base, stack))
-        await ensure_topics(BusAdmin(settings.kafka), settings.kafka)
+        settings = dev_settings(base, stack)
+        admin = BusAdmin(settings.kafka)  # connection settings only: partitions do not matter
+        settings = await _with_partitions(settings, admin)
+        await ensure_topics(admin, settings.kafka)
         sock = _api_socket(options, stack.taken, say)
         app = App(settings, api_socket=sock)
         settings = settings.model_copy(
@@ -174,12 +177,12 @@ async def dev_session(
             raise failure
 
 
-async def _with_partitions(settings: Settings) -> Settings:
+async def _with_partitions(settings: Settings, admin: BusAdmin) -> Settings:
     """:data:`DEV_PARTITIONS` unless set, or the count of the topics a durable data dir kept
     (a count cannot change: ensure_topics refuses a mismatch)."""
     if "partitions" in settings.kafka.model_fields_set:
         return settings
-    kept = await BusAdmin(settings.kafka).list_topics()
+    kept = await admin.list_topics()
     count = kept.get(topics_for(settings.kafka).commands.name, DEV_PARTITIONS)
     kafka = settings.kafka.model_copy(update={"partitions": count})
     return settings.model_copy(update={"kafka": kafka})

@@ -172,7 +172,7 @@ def test_dev_durable_keeps_flows_executions_and_records(dev: Dev, settings: Sett
     # The folder sync read hw.flows back and found the file's revision already deployed.
     assert "deployed company.team.hello" not in output, output
     assert "creating a PostgreSQL cluster" not in output
-    bootstrap = output.split("Kafka ", 1)[1].split(" ", 1)[0]
+    bootstrap = dev.bootstrap
 
     assert partitions_of(bootstrap, topics.commands.name) == 3
     flows = [decode_flow(value) for value in read_topic(bootstrap, topics.flows.name)]

@@ -67,6 +67,11 @@ class Dev:
             time.sleep(0.1)
         pytest.fail(f"headwater dev not ready within {READY_WITHIN_S} s:\n{self.output()}")
 
+    @property
+    def bootstrap(self) -> str:
+        """The embedded broker's address, as the start banner says it."""
+        return self.output().split("Kafka ", 1)[1].split(" ", 1)[0]
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -162,8 +167,7 @@ def test_dev_deploys_runs_follows_edits_and_stops_clean(dev: Dev, api: httpx.Cli
 
     assert wait_for("the example flow in the read model", flow_revision) == 1
     # One process reads every topic: one partition each (DEV_PARTITIONS).
-    bootstrap = dev.output().split("Kafka ", 1)[1].split(" ", 1)[0]
-    assert partitions_of(bootstrap, "hw.commands") == 1
+    assert partitions_of(dev.bootstrap, "hw.commands") == 1
 
     started = api.post("/executions/company.team/hello", json={"inputs": {"name": "Ada"}})
     assert started.status_code == 200, started.text
