@@ -164,11 +164,18 @@ def _unwrap(tp: Any) -> Any:
 
 
 def _step(tp: Any, part: str | int) -> Any:
+    if (member := _tagged_members(tp).get(part)) is not None:
+        return member
     tp = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         for name, field in tp.model_fields.items():
             if part in (name, field.alias):
-                return field.annotation
+                # pydantic keeps a field's own Annotated metadata beside its annotation
+                return (
+                    Annotated[(field.annotation, *field.metadata)]
+                    if field.metadata
+                    else field.annotation
+                )
         return None
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -185,6 +192,16 @@ def _step(tp: Any, part: str | int) -> Any:
     if origin is dict:
         return get_args(tp)[1]
     return None
+
+
+def _tagged_members(tp: Any) -> dict[Any, Any]:
+    """The members of a union validated through a field type of its own (a task list's)."""
+    if get_origin(tp) is Annotated:
+        for meta in get_args(tp)[1:]:
+            models = getattr(meta, "models", None)
+            if isinstance(models, dict):
+                return models
+    return {}
 
 
 def _tag(model: Any) -> Any:

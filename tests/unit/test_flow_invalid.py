@@ -54,6 +54,19 @@ CASES: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         [(5, 11, "inputs[0].type", "unknown input type 'STRNG'; did you mean 'STRING'?")],
     ),
     (
+        "a typo in a Dag entry's task: the task's own properties are suggested",
+        HEAD
+        + "tasks:\n"
+        + "  - id: dag\n"
+        + "    type: dag\n"
+        + "    tasks:\n"
+        + "      - task: {id: a, type: log, mesage: x}\n",
+        [
+            (7, 15, "tasks[0].tasks[0].task.message", "missing required property 'message'"),
+            (7, 34, "tasks[0].tasks[0].task.mesage", "did you mean 'message'?"),
+        ],
+    ),
+    (
         "unknown task type with a suggestion",
         HEAD + "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Lag\n    message: x\n",
         [(5, 11, "tasks[0].type", "did you mean 'io.kestra.plugin.core.log.Log'")],
