@@ -36,12 +36,11 @@ TASK_MODELS: dict[str, type[TaskBase]] = {
 @functools.cache
 def task_union() -> TypeAdapter[Any]:
     """The discriminated union of every task model, compiled on first use."""
-    return TypeAdapter(
-        Annotated[
-            Union[tuple(TASK_MODELS.values())],  # noqa: UP007 - a runtime-built union
-            Field(discriminator="type"),
-        ]
-    )
+    union: Any = Annotated[
+        Union[tuple(TASK_MODELS.values())],  # noqa: UP007 - a runtime-built union
+        Field(discriminator="type"),
+    ]
+    return TypeAdapter(union)
 
 
 class _TaskUnion:
