@@ -40,11 +40,34 @@ _STARTED_POLL_S = 0.01
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the App's owner decides when to stop."""
+    """uvicorn without its signal handlers (the App's owner decides when to stop), and
+    ticking once a second instead of ten times (its tick's work is once a second anyway): an
+    idle process stays idle. Setting ``should_exit`` ends the wait at once."""
+
+    _exit: asyncio.Event | None = None
+    _exiting = False
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exiting
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exiting = value
+        if value and self._exit is not None:
+            self._exit.set()
+
+    async def main_loop(self) -> None:
+        self._exit = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), 1.0)
 
 
 def listen(host: str, port: int) -> socket.socket:

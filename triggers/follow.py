@@ -44,6 +44,7 @@ class TopicFollower:
         self._reader_name = reader_name
         self._consumer: AsyncConsumer | None = None
         self._task: Supervised | None = None
+        self._closing = asyncio.Event()  # ends a dozing consume while following
 
     async def start(self, on_crash: Callable[[str, BaseException], None] | None = None) -> None:
         partitions = (await BusAdmin(self._settings).list_topics()).get(self._topic)
@@ -63,9 +64,9 @@ class TopicFollower:
     def healthy(self) -> bool:
         return self._task is None or self._task.healthy
 
-    async def _poll(self) -> int:
+    async def _poll(self, until: asyncio.Event | None = None) -> int:
         assert self._consumer is not None
-        records = await self._consumer.consume(_BATCH, _POLL_S)
+        records = await self._consumer.consume(_BATCH, _POLL_S, until=until)
         for r in records:
             if r.value is None:
                 continue
@@ -78,7 +79,7 @@ class TopicFollower:
     async def _follow(self) -> None:
         while True:
             try:
-                await self._poll()
+                await self._poll(self._closing)
             except BusError as exc:
                 if not exc.retriable:
                     raise
@@ -86,6 +87,7 @@ class TopicFollower:
                 await asyncio.sleep(_POLL_S)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._task is not None:
             await self._task.stop()
             self._task = None

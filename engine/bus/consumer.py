@@ -200,8 +200,14 @@ class AsyncConsumer:
         await self._call("unassign partitions", self._client().unassign)
         self.assigned = set()
 
-    async def consume(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Record]:
-        """Up to `max_records` records, waiting at most `timeout_s` for the first one."""
+    async def consume(
+        self, max_records: int = 500, timeout_s: float = 1.0, *, until: asyncio.Event | None = None
+    ) -> list[Record]:
+        """Up to `max_records` records, waiting at most `timeout_s` for the first one.
+
+        Given `until`, a dozing consumer (idle for a while) waits for its next listening
+        window, a nudge or `until` instead of `timeout_s`: a loop that only consumes then does
+        not spin every `timeout_s` while its process is idle."""
         if self._pending_error is not None:
             pending, self._pending_error = self._pending_error, None
             raise pending
@@ -216,7 +222,7 @@ class AsyncConsumer:
         if doze:
             # Sleep out the paused part of the period (a nudge ends it), then listen
             # (resumed) briefly.
-            if not await self._doze(timeout_s):
+            if not await self._doze(timeout_s, until):
                 return []
             doze = self._should_doze()
             if doze:
@@ -438,9 +444,9 @@ class AsyncConsumer:
             return self._nudged_period_s
         return self._doze_period_s
 
-    async def _doze(self, timeout_s: float) -> bool:
-        """Wait for this period's listening window (True) or a nudge (True, awake now), at
-        most ``timeout_s``: False when that passed first (nothing fetched this call)."""
+    async def _doze(self, timeout_s: float, until: asyncio.Event | None) -> bool:
+        """Wait for this period's listening window or a nudge (True: fetch now), at most
+        `timeout_s` or, given `until`, until it is set (False: nothing fetched this call)."""
         now = time.monotonic()
         woken = self._woken
         assert woken is not None
@@ -451,10 +457,19 @@ class AsyncConsumer:
             await self._call("pause partitions", self._pause_all)
         wait = self._listen_at - now
         if wait > 0:
+            waits = [asyncio.ensure_future(woken.wait())]
+            if until is not None:
+                waits.append(asyncio.ensure_future(until.wait()))
             try:
-                await asyncio.wait_for(woken.wait(), min(wait, timeout_s))
-            except TimeoutError:
-                if wait > timeout_s:
+                limit = wait if until is not None else min(wait, timeout_s)
+                await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if not woken.is_set():
+                if until is None and wait > timeout_s:
+                    return False  # the caller's timeout came before the window
+                if until is not None and until.is_set():
                     return False
         self._listen_at = time.monotonic() + self._doze_period_of()
         return True

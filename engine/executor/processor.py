@@ -178,7 +178,9 @@ class Executor:
                     raise self.failure
                 try:
                     records = await self._consumer.consume(
-                        self.settings.executor.max_batch, self.settings.executor.poll_timeout_s
+                        self.settings.executor.max_batch,
+                        self.settings.executor.poll_timeout_s,
+                        until=stop,
                     )
                 except BusError as exc:
                     if not exc.retriable:
@@ -212,6 +214,8 @@ class Executor:
     def _crashed(self, name: str, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
+        if self._consumer is not None:
+            self._consumer.wake()  # a dozing consume returns now and the loop raises it
         if self._on_crash is not None:
             self._on_crash(name, exc)
 

@@ -113,6 +113,7 @@ class FlowFollower:
         self._topic = topic
         self._consumer: AsyncConsumer | None = None
         self._task: Supervised | None = None
+        self._closing = asyncio.Event()  # ends a dozing consume while following
 
     async def start(self) -> FlowStore:
         from engine.bus.admin import BusAdmin
@@ -139,9 +140,9 @@ class FlowFollower:
             applied = await self._poll()
             empty = 0 if applied else empty + 1
 
-    async def _poll(self) -> int:
+    async def _poll(self, until: asyncio.Event | None = None) -> int:
         assert self._consumer is not None
-        records = await self._consumer.consume(_BATCH, _POLL_S)
+        records = await self._consumer.consume(_BATCH, _POLL_S, until=until)
         for r in records:
             if r.value is None:
                 continue
@@ -154,7 +155,7 @@ class FlowFollower:
     async def _follow(self) -> None:
         while True:
             try:
-                await self._poll()
+                await self._poll(self._closing)
             except BusError as exc:
                 if not exc.retriable:
                     raise
@@ -173,6 +174,7 @@ class FlowFollower:
         return flow
 
     async def close(self) -> None:
+        self._closing.set()
         if self._task is not None:
             await self._task.stop()
             self._task = None

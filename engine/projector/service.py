@@ -167,7 +167,7 @@ class Projector:
             while stop is None or not stop.is_set():
                 try:
                     records = await consumer.consume(
-                        self._settings.batch_max_records, self._settings.poll_timeout_s
+                        self._settings.batch_max_records, self._settings.poll_timeout_s, until=stop
                     )
                 except BusError as exc:
                     if not exc.retriable:

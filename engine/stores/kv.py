@@ -105,6 +105,7 @@ class KafkaKV:
         self._entries: dict[tuple[str, str], tuple[int, Any, datetime | None]] = {}
         self._position = 0  # next offset the follower will read
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closing = asyncio.Event()  # ends a dozing consume
         self.barriers = 0
 
     async def start(self) -> None:
@@ -112,6 +113,7 @@ class KafkaKV:
         await self._consumer.assign({(self.topic, 0): OFFSET_BEGINNING})
 
     async def close(self) -> None:
+        self._closing.set()
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(TaskError("the KV store was closed"))
@@ -122,7 +124,7 @@ class KafkaKV:
         """Follow hw.kv for ever (run it supervised)."""
         while True:
             try:
-                records = await self._consumer.consume(_POLL_MAX, _POLL_S)
+                records = await self._consumer.consume(_POLL_MAX, _POLL_S, until=self._closing)
             except BusError as exc:
                 if not exc.retriable:
                     raise

@@ -53,7 +53,8 @@ class LogShipper:
         self._topic = topic
         self._buffer: list[tuple[bytes, bytes]] = []
         self._inflight: set[asyncio.Future[Delivered]] = set()
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # the buffer is full: flush now
+        self._lines = asyncio.Event()  # the buffer has lines
         self._counters: dict[tuple[str, int], int] = {}
         self.dropped = 0
         self.sent = 0
@@ -67,6 +68,7 @@ class LogShipper:
         n = self._counters.get(key, 0)
         self._counters[key] = n + 1
         self._buffer.append(line_record(line, n))
+        self._lines.set()
         if len(self._buffer) >= BATCH_MAX:
             self._wake.set()
 
@@ -77,6 +79,8 @@ class LogShipper:
     async def run(self) -> None:
         """The flush loop (run it supervised)."""
         while True:
+            # Idle until a line comes; then flush within FLUSH_INTERVAL_S (at once when full).
+            await self._lines.wait()
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
             except TimeoutError:
@@ -90,6 +94,7 @@ class LogShipper:
             log.warning("dropped %d task log lines: hw.logs is not keeping up", self.dropped)
             self.dropped = 0
         batch, self._buffer = self._buffer, []
+        self._lines.clear()
         for key, value in batch:
             future = await self._producer.enqueue(self._topic, key, value)
             self._inflight.add(future)

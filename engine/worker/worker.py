@@ -251,7 +251,7 @@ class Worker:
                 freed.cancel()
                 continue
             try:
-                records = await consumer.consume(room, POLL_TIMEOUT_S)
+                records = await consumer.consume(room, POLL_TIMEOUT_S, until=stop)
             except BusError as exc:
                 if not exc.retriable:
                     raise

@@ -485,6 +485,43 @@ async def test_a_producer_of_this_process_wakes_a_dozing_consumer_of_its_topic(
     assert (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics
 
 
+async def test_a_dozing_consume_with_until_waits_for_a_nudge_or_until_not_its_timeout(
+    bus: KafkaSettings, topics: Topics
+) -> None:
+    """Given `until`, a dozing consumer's consume() does not return empty every `timeout_s`
+    (an idle process's loops would spin): it returns on a nudge with the record, or empty
+    once `until` is set."""
+    hourly = bus.model_copy(
+        update={"doze_after_s": 0.2, "doze_period_ms": 60, "nudged_doze_period_ms": 3_600_000}
+    )
+    async with AsyncConsumer(hourly, _group()) as consumer, AsyncProducer(bus) as producer:
+        await consumer.subscribe([topics.jobs.name])
+        await producer.produce(topics.jobs.name, b"k", b"first")
+        got = await _read(consumer, 1)
+        async with asyncio.timeout(ARRIVAL_S):
+            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
+                got += await consumer.consume(500, 0.1)
+        until = asyncio.Event()
+        waiting = asyncio.create_task(consumer.consume(500, 0.05, until=until))
+        await asyncio.sleep(1.0)  # 20 of its timeouts
+        assert not waiting.done()
+        await producer.produce(topics.jobs.name, b"k", b"second")
+        async with asyncio.timeout(ARRIVAL_S):
+            got += await waiting
+            while len(got) < 2:
+                got += await consumer.consume(500, 0.5)
+        assert [r.value for r in got] == [b"first", b"second"]
+        async with asyncio.timeout(ARRIVAL_S):  # dozing again
+            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
+                assert await consumer.consume(500, 0.1) == []
+        waiting = asyncio.create_task(consumer.consume(500, 0.05, until=until))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        until.set()
+        async with asyncio.timeout(ARRIVAL_S):
+            assert await waiting == []
+
+
 async def test_next_served_reads_where_records_are(bus: KafkaSettings, topics: Topics) -> None:
     """The gap probe (engine.bus.gaps) on an intact partition: the start itself is served;
     an empty range has nothing to serve."""
@@ -516,6 +553,9 @@ async def test_records_a_client_does_not_receive_are_read_patiently(
     and the client sought past them (tests/unit/test_bus_stall.py has the other verdicts)."""
     monkeypatch.setattr(stall_module, "STALL_CHECK_S", 0.3)
     monkeypatch.setattr(stall_module, "STALL_CHECK_GAP_S", 30.0)
+    # A paused client's cached watermarks do not move: only a check that asks the broker
+    # sees the records (every FRESH_CHECK_S; at 30 s it raced ARRIVAL_S).
+    monkeypatch.setattr(stall_module, "FRESH_CHECK_S", 0.3)
     quiet = bus.model_copy(update={"doze_after_s": 0.0})
     async with AsyncConsumer(quiet, _group()) as consumer:
         await consumer.subscribe([topics.jobs.name])
