@@ -66,6 +66,8 @@ _DOZE_LISTEN_MARGIN_S = 0.015
 # waited 0.1-4 s. Any request to that broker wakes its thread, which then fetches at once
 # (4.6 ms): one watermark request per leader, waiting at most this long.
 _KICK_S = 5.0
+# The kick only has to be sent: the fetch it wakes does not wait for its answer.
+_KICK_WAIT_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,7 +537,11 @@ class AsyncConsumer:
                         probes.setdefault(part.leader, TopicPartition(tp.topic, tp.partition))
                 self._probes = list(probes.values())
             for probe in self._probes:
-                consumer.get_watermark_offsets(probe, timeout=_KICK_S, cached=False)
+                try:
+                    consumer.get_watermark_offsets(probe, timeout=_KICK_WAIT_S, cached=False)
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError._TIMED_OUT:
+                        raise
         except (KafkaException, RuntimeError) as exc:
             self._probes = None
             log.debug("consumer %s: resume kick failed: %s", self.group_id, exc)
