@@ -48,6 +48,7 @@ class _TaskUnion:
 
     Validation errors keep the union's locations (``tasks, 0, <type>, message``) and its
     ``union_tag_*`` errors; a task serializes as its own model; the JSON Schema is the union's.
+    ``models`` (the members by tag) lets the loader's messages follow those locations.
     """
 
     models = TASK_MODELS
