@@ -463,21 +463,29 @@ async def test_a_dozing_consumer_loses_and_repeats_nothing(
         assert offsets == sorted(offsets)
 
 
+async def _doze_off(consumer: AsyncConsumer, bus: KafkaSettings, topic: str) -> list[Record]:
+    """Consume until the consumer dozes on `topic` (registered for a nudge); what came."""
+    got: list[Record] = []
+    async with asyncio.timeout(ARRIVAL_S):
+        while (bus.bootstrap_servers, topic) not in NUDGES.topics:
+            got += await consumer.consume(500, 0.1)
+    return got
+
+
+_HOURLY = {"doze_after_s": 0.2, "doze_period_ms": 60, "nudged_doze_period_ms": 3_600_000}
+
+
 async def test_a_producer_of_this_process_wakes_a_dozing_consumer_of_its_topic(
     bus: KafkaSettings, topics: Topics
 ) -> None:
     """With nudges (engine.bus.nudge) a consumer of Headwater's own topics may listen only
     once an hour: a record written by this process's producer is read at once anyway."""
-    hourly = bus.model_copy(
-        update={"doze_after_s": 0.2, "doze_period_ms": 60, "nudged_doze_period_ms": 3_600_000}
-    )
+    hourly = bus.model_copy(update=_HOURLY)
     async with AsyncConsumer(hourly, _group()) as consumer, AsyncProducer(bus) as producer:
         await consumer.subscribe([topics.jobs.name])
         await producer.produce(topics.jobs.name, b"k", b"first")
         got = await _read(consumer, 1)
-        async with asyncio.timeout(ARRIVAL_S):  # dozing: registered for a nudge
-            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
-                got += await consumer.consume(500, 0.1)
+        got += await _doze_off(consumer, bus, topics.jobs.name)
         assert await _quiet(consumer) == []  # no listening window within the hour
         await producer.produce(topics.jobs.name, b"k", b"second")
         got += await _read(consumer, 1)
@@ -491,16 +499,12 @@ async def test_a_dozing_consume_with_until_waits_for_a_nudge_or_until_not_its_ti
     """Given `until`, a dozing consumer's consume() does not return empty every `timeout_s`
     (an idle process's loops would spin): it returns on a nudge with the record, or empty
     once `until` is set."""
-    hourly = bus.model_copy(
-        update={"doze_after_s": 0.2, "doze_period_ms": 60, "nudged_doze_period_ms": 3_600_000}
-    )
+    hourly = bus.model_copy(update=_HOURLY)
     async with AsyncConsumer(hourly, _group()) as consumer, AsyncProducer(bus) as producer:
         await consumer.subscribe([topics.jobs.name])
         await producer.produce(topics.jobs.name, b"k", b"first")
         got = await _read(consumer, 1)
-        async with asyncio.timeout(ARRIVAL_S):
-            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
-                got += await consumer.consume(500, 0.1)
+        got += await _doze_off(consumer, bus, topics.jobs.name)
         until = asyncio.Event()
         waiting = asyncio.create_task(consumer.consume(500, 0.05, until=until))
         await asyncio.sleep(1.0)  # 20 of its timeouts
@@ -511,9 +515,7 @@ async def test_a_dozing_consume_with_until_waits_for_a_nudge_or_until_not_its_ti
             while len(got) < 2:
                 got += await consumer.consume(500, 0.5)
         assert [r.value for r in got] == [b"first", b"second"]
-        async with asyncio.timeout(ARRIVAL_S):  # dozing again
-            while (bus.bootstrap_servers, topics.jobs.name) not in NUDGES.topics:
-                assert await consumer.consume(500, 0.1) == []
+        assert await _doze_off(consumer, bus, topics.jobs.name) == []  # dozing again
         waiting = asyncio.create_task(consumer.consume(500, 0.05, until=until))
         await asyncio.sleep(0.5)
         assert not waiting.done()
