@@ -21,11 +21,12 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -73,19 +74,6 @@ def signal_group(pid: int, sig: int) -> None:
     """Send ``sig`` to the process group led by ``pid`` (gone already is fine)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Signals the main process's exit as it happens. (Python 3.11's ``Process.wait()`` also
-    waits for the pipes to close, which a background grandchild can keep open for ever.)"""
-
-    def __init__(self, exited: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=_READ_CHUNK, loop=loop)
-        self._exited = exited
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        self._exited.set()
 
 
 class LineSink:
@@ -210,13 +198,15 @@ async def run_process(
     """
     result = ProcessResult()
     sink = LineSink(ctx, result)
+    watch = ctx.process_watch
+    register = watch.register if watch is not None else None
     proc = await launcher(argv, cwd, env) if launcher is not None else None
     if proc is None:
-        proc = await _execute(argv, cwd, env)
-    # In the same loop step as the spawn: the group dies with the worker from here on.
-    watch = ctx.process_watch
-    if watch is not None:
-        watch.register(proc.pid)
+        # Registered right after the fork, before the loop turns: the group dies with the
+        # worker from then on.
+        proc = await _execute(argv, cwd, env, register)
+    elif register is not None:
+        register(proc.pid)
     pumps = [
         asyncio.create_task(_pump(proc.stdout, stdout_level, sink)),
         asyncio.create_task(_pump(proc.stderr, stderr_level, sink)),
@@ -259,24 +249,80 @@ async def run_process(
     return result
 
 
-async def _execute(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> Spawned:
-    """``argv`` as a new process in its own session (group), its stdout/stderr piped."""
+async def _execute(
+    argv: Sequence[str],
+    cwd: str,
+    env: Mapping[str, str],
+    register: Callable[[int], None] | None = None,
+) -> Spawned:
+    """``argv`` as a new process in its own session (group), its stdout/stderr piped.
+
+    ``register(pid)`` runs right after the fork, before anything awaits. (asyncio's
+    ``subprocess_exec`` hands the process over only after connecting its pipes, several loop
+    steps later, while the child already runs: a worker SIGKILLed then leaked the group, and
+    the redelivered job ran twice, seen once in CI under load.)"""
     loop = asyncio.get_running_loop()
-    exited = asyncio.Event()
-    transport, protocol = await loop.subprocess_exec(
-        lambda: _ExitAwareProtocol(exited, loop),
-        *argv,
+    # Fork+exec within this loop step, as asyncio's own subprocess_exec does.
+    popen = subprocess.Popen(  # noqa: ASYNC220
+        list(argv),
         cwd=cwd,
         env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    proc = asyncio.subprocess.Process(transport, protocol, loop)
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    return Spawned(proc.pid, proc.stdout, proc.stderr, exited, lambda: proc.returncode)
+    if register is not None:
+        register(popen.pid)
+    assert popen.stdout is not None
+    assert popen.stderr is not None
+    pipes: list[asyncio.BaseTransport] = []
+    try:
+        readers = [await _reader(loop, pipe, pipes) for pipe in (popen.stdout, popen.stderr)]
+        exited = _exit_event(loop, popen)
+    except BaseException:
+        signal_group(popen.pid, signal.SIGKILL)
+        for pipe in pipes:
+            pipe.close()
+        raise
+
+    def close() -> None:
+        for pipe in pipes:
+            pipe.close()
+
+    return Spawned(popen.pid, readers[0], readers[1], exited, lambda: popen.returncode, close)
+
+
+async def _reader(
+    loop: asyncio.AbstractEventLoop, pipe: IO[bytes], transports: list[asyncio.BaseTransport]
+) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+    )
+    transports.append(transport)
+    return reader
+
+
+def _exit_event(loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes]) -> asyncio.Event:
+    """Set as the main process exits (reaped then); its pipes may stay open longer (a
+    background grandchild), which is why this does not wait for them."""
+    exited = asyncio.Event()
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError:  # a kernel before 5.3: a thread waits instead
+        waiting = loop.run_in_executor(None, popen.wait)
+        waiting.add_done_callback(lambda _: exited.set())
+        return exited
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        popen.poll()
+        exited.set()
+
+    loop.add_reader(pidfd, on_exit)
+    return exited
 
 
 async def _terminate(pid: int, waiter: asyncio.Task[Any]) -> None:

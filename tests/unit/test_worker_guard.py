@@ -136,3 +136,35 @@ async def test_unregistered_groups_are_left_alone() -> None:
 
 def test_close_without_start_is_a_no_op() -> None:
     ProcessGuard().close()
+
+
+async def test_a_task_group_is_registered_before_the_loop_turns_after_the_fork(
+    tmp_path: Path,
+) -> None:
+    """The child runs as soon as it is forked; a worker killed before the registration leaks
+    its group. asyncio's subprocess_exec hands the process over several loop steps later
+    (its pipes connected first), so the runner forks itself and registers at once."""
+    from executors.base import TaskContext
+    from executors.process import run_process
+
+    loop = asyncio.get_running_loop()
+    turned: list[bool] = []
+    registered: list[tuple[int, bool]] = []
+
+    class Watch:
+        def register(self, pgid: int) -> None:
+            registered.append((pgid, bool(turned)))
+
+        def unregister(self, pgid: int) -> None:
+            pass
+
+    ctx = TaskContext(
+        execution_id="e", task_run_id="r", attempt=1, variables={}, process_watch=Watch()
+    )
+    loop.call_soon(turned.append, True)  # runs at the loop's next turn
+    result = await run_process(
+        ["/bin/sh", "-c", "echo hi; exit 3"], ctx, cwd=str(tmp_path), env={"PATH": os.defpath}
+    )
+    assert result.exit_code == 3
+    assert len(registered) == 1
+    assert registered[0][1] is False, "registered only after the loop had turned"
