@@ -66,8 +66,8 @@ _DOZE_LISTEN_MARGIN_S = 0.015
 # waited 0.1-4 s. Any request to that broker wakes its thread, which then fetches at once:
 # one watermark request per leader (the leaders looked up once, waiting at most _KICK_S).
 _KICK_S = 5.0
-# The kick only has to be sent: waiting for its answer (~5-8 ms on Tansu) delayed the fetch
-# it wakes, which librdkafka sends meanwhile. The request's timeout is expected.
+# A woken consumer's kick only has to be sent: waiting for its answer (~5-8 ms on Tansu)
+# delayed the fetch it wakes, which librdkafka sends meanwhile. Its timeout is expected.
 _KICK_WAIT_S = 0.001
 
 
@@ -490,7 +490,11 @@ class AsyncConsumer:
             self.dozing = doze
             assignment = consumer.assignment()
             consumer.resume(assignment)
-            self._kick(consumer, assignment)
+            # Woken (a nudge): it stays awake and polls for the caller's whole timeout, so
+            # the kick need not be answered. A listening window polls only briefly: its
+            # fetch gets the kick's round trip on top (a slow broker, e.g. a durable Tansu
+            # reading back from S3, may not answer within the window alone).
+            self._kick(consumer, assignment, _KICK_S if doze else _KICK_WAIT_S)
         # librdkafka's consume(n, timeout) waits for the whole timeout unless n records come,
         # which would add up to `timeout_s` to every hop: wait only for the first record, then
         # take what is already buffered without waiting.
@@ -523,7 +527,7 @@ class AsyncConsumer:
             )
         return records, None
 
-    def _kick(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _kick(self, consumer: Consumer, partitions: list[TopicPartition], wait_s: float) -> None:
         """Make librdkafka fetch resumed partitions now (see _KICK_S): one watermark request
         per leader broker wakes that broker's thread. On the consumer thread; a failure only
         leaves the fetch to librdkafka's own pace."""
@@ -539,7 +543,7 @@ class AsyncConsumer:
                 self._probes = list(probes.values())
             for probe in self._probes:
                 try:
-                    consumer.get_watermark_offsets(probe, timeout=_KICK_WAIT_S, cached=False)
+                    consumer.get_watermark_offsets(probe, timeout=wait_s, cached=False)
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError._TIMED_OUT:
                         raise
