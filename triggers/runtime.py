@@ -55,11 +55,13 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
-# How often the running sources are compared with the deployed flows and toggles: the delay
-# between deploying a flow (or toggling a trigger) and its source starting or stopping.
+# The running sources are compared with the deployed flows and toggles when either changes or
+# a source ends, and every _RECONCILE_S while a stopped source waits for its restart.
+# _RECONCILE_IDLE_S is a backstop only: nothing that changes what should run goes unnoticed.
 _RECONCILE_S = 0.5
-# last_fired of busy triggers is written at most this often: one state record per fire would
-# double the records a flood produces.
+_RECONCILE_IDLE_S = 30.0
+# last_fired of busy triggers is written at most this often after a change: one state record
+# per fire would double the records a flood produces.
 _STATE_FLUSH_S = 1.0
 # A crashed source is restarted after this back-off, doubling up to the maximum.
 _RESTART_FIRST_S = 1.0
@@ -197,7 +199,14 @@ class _Running:
 
 @dataclass(slots=True)
 class _Dirty:
+    """Triggers whose state changed since the last flush; ``event`` is set when any did."""
+
     refs: set[str] = field(default_factory=set)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, key: str) -> None:
+        self.refs.add(key)
+        self.event.set()
 
 
 class TriggerRuntime:
@@ -212,6 +221,7 @@ class TriggerRuntime:
         self.topics: Topics
         self.producer = AsyncProducer(settings.kafka)
         self.flows = FlowFollower(settings.kafka, settings.kafka.topic_prefix + "flows")
+        self._changed = asyncio.Event()  # flows, toggles or a source's end: reconcile
         self.states = StateTable()
         self._states_follower: TopicFollower | None = None
         self._running: dict[str, _Running] = {}
@@ -230,13 +240,16 @@ class TriggerRuntime:
         self._flow_source: Supervised | None = None
         self._flow_consumer: AsyncConsumer | None = None
         self.failure: BaseException | None = None
+        self._failed = asyncio.Event()
 
     # ------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         admin = BusAdmin(self.settings.kafka)
         self.topics = await ensure_topics(admin, self.settings.kafka)
-        self.flows = FlowFollower(self.settings.kafka, self.topics.flows.name)
+        self.flows = FlowFollower(
+            self.settings.kafka, self.topics.flows.name, on_change=self._changed.set
+        )
         await self.producer.start()
         self._states_follower = TopicFollower(
             self.settings.kafka,
@@ -248,13 +261,22 @@ class TriggerRuntime:
         await self.flows.start()
         await self._reconcile()
         self._tasks = [
-            Supervised(
-                "triggers-reconcile", self._every(_RECONCILE_S, self._reconcile), self._crashed
-            ),
-            Supervised(
-                "triggers-state-flush", self._every(_STATE_FLUSH_S, self._flush), self._crashed
-            ),
+            Supervised("triggers-reconcile", self._reconcile_loop(), self._crashed),
+            Supervised("triggers-state-flush", self._flush_loop(), self._crashed),
         ]
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Until ``stop`` is set (or forever); raises the runtime's failure."""
+        waits = [asyncio.ensure_future(self._failed.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if self.failure is not None:
+            raise self.failure
 
     @property
     def healthy(self) -> bool:
@@ -268,6 +290,7 @@ class TriggerRuntime:
 
     def _crashed(self, name: str, exc: BaseException) -> None:
         self.failure = exc
+        self._failed.set()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -289,10 +312,23 @@ class TriggerRuntime:
                 await self._states_follower.close()
             await self.flows.close()
 
-    async def _every(self, period_s: float, fn: Callable[[], Any]) -> None:
+    async def _reconcile_loop(self) -> None:
         while True:
-            await asyncio.sleep(period_s)
-            await fn()
+            waiting = any(self._ended(r) for r in self._running.values())
+            try:
+                async with asyncio.timeout(_RECONCILE_S if waiting else _RECONCILE_IDLE_S):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass
+            self._changed.clear()
+            await self._reconcile()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.event.wait()
+            await asyncio.sleep(_STATE_FLUSH_S)
+            self._dirty.event.clear()  # what changes from now on sets it again
+            await self._flush()
 
     # ---------------------------------------------------------------------------- state
 
@@ -301,7 +337,9 @@ class TriggerRuntime:
         incoming = decode_state(record.value)
         _, toggled = self.states.apply(incoming)
         if toggled and incoming.toggled_at is not None:
-            self._dirty.refs.add(incoming.ref.key)  # answer a toggle with a full snapshot
+            self._dirty.add(incoming.ref.key)  # answer a toggle with a full snapshot
+        if toggled:
+            self._changed.set()
 
     def note(self, ref: TriggerRef, **fields: Any) -> None:
         """Change this trigger's state in memory; it is written by the next flush."""
@@ -315,7 +353,7 @@ class TriggerRuntime:
         if running is not None:
             current.type = str(running.ctx.trigger.get("type", ""))
         self.states.states[ref.key] = current
-        self._dirty.refs.add(ref.key)
+        self._dirty.add(ref.key)
 
     async def write_state(self, ref: TriggerRef) -> None:
         st = self.states.get(ref)
@@ -371,7 +409,7 @@ class TriggerRuntime:
                 self._running[key] = self._start(ref, trigger, signature)
                 continue
             running = existing
-            if running.task is not None and not running.task.running and not running.flow_trigger:
+            if self._ended(running):
                 if running.restart_at == 0.0:
                     delay = min(_RESTART_FIRST_S * 2**running.restarts, _RESTART_MAX_S)
                     running.restart_at = loop.time() + delay
@@ -380,6 +418,11 @@ class TriggerRuntime:
                     running.restart_at = 0.0
                     self._launch(running)
         await self._ensure_flow_source()
+
+    @staticmethod
+    def _ended(running: _Running) -> bool:
+        """A source that stopped on its own (it failed): restarted after a back-off."""
+        return running.task is not None and not running.task.running and not running.flow_trigger
 
     def _start(self, ref: TriggerRef, trigger: JSON, signature: bytes) -> _Running:
         try:
@@ -411,6 +454,7 @@ class TriggerRuntime:
                 message = exc.message if isinstance(exc, HeadwaterError) else repr(exc)
                 log.error("trigger %s stopped: %s (restarting)", ref, message)
                 self.note(ref, last_error=message, last_error_at=iso(_now()))
+            self._changed.set()  # ended on its own: reconcile schedules the restart
 
         running.task = Supervised(f"trigger-{ref}", guarded())
 
@@ -527,9 +571,6 @@ async def run_triggers(settings: Settings, stop: asyncio.Event | None = None) ->
     await runtime.start()
     log.info("trigger runtime started (%d sources)", len(runtime.running()))
     try:
-        while stop is None or not stop.is_set():
-            if runtime.failure is not None:
-                raise runtime.failure
-            await asyncio.sleep(_RECONCILE_S)
+        await runtime.serve(stop)
     finally:
         await runtime.close()

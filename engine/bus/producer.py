@@ -36,9 +36,12 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes | str | None]]
 
-# The poll thread wakes at least this often to notice close(); delivery callbacks wake it
-# immediately, so this bounds only shutdown latency.
+# While records are in flight the poll thread polls in slices of this length (a delivery
+# callback ends a slice at once). With nothing in flight it sleeps until a record is produced
+# or close() is called, waking every _IDLE_POLL_S to serve librdkafka's error events: an
+# idle process had one poll thread per producer waking 10 times a second for nothing.
 _POLL_INTERVAL_S = 0.1
+_IDLE_POLL_S = 5.0
 # librdkafka's local queue is full: wait this long for the poll thread to drain acks, then retry.
 _QUEUE_FULL_BACKOFF_S = 0.005
 # close() waits this long for in-flight records before failing them.
@@ -89,6 +92,7 @@ class AsyncProducer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._work = threading.Event()  # wakes an idle poll thread: records to serve, or close
         self._done: collections.deque[tuple[asyncio.Future[Delivered], Any, Any]]
         self._done = collections.deque()
         self._drain_scheduled = False
@@ -192,10 +196,12 @@ class AsyncProducer:
                             produce(r.topic, r.value, r.key, on_delivery=ack, headers=r.headers)
                             break
                         except BufferError:  # queue full: the poll thread drains it
+                            self._poke()
                             await asyncio.sleep(_QUEUE_FULL_BACKOFF_S)
                     batch.sent()
             except (KafkaException, TypeError, ValueError) as exc:
                 refused = _delivery_error(exc, r.topic, r.key, self._bootstrap)
+            self._poke()
             batch.seal()
             try:
                 count = await batch.future
@@ -245,6 +251,7 @@ class AsyncProducer:
             )
         except (KafkaException, TypeError, ValueError) as exc:
             raise _delivery_error(exc, topic, key, self._bootstrap) from exc
+        self._poke()
         self._inflight.add(future)
         if NUDGES.topics:  # consumers of this process to wake (engine.bus.nudge)
             NUDGES.produced(self._bootstrap, topic)
@@ -272,6 +279,7 @@ class AsyncProducer:
             await asyncio.to_thread(_flush_then_purge, producer)
         finally:
             self._stop.set()
+            self._work.set()
             if self._thread is not None:
                 await asyncio.to_thread(self._thread.join)
             self._producer = None
@@ -302,12 +310,23 @@ class AsyncProducer:
     def _failure(self, err: KafkaError, topic: str, key: bytes | str | None) -> BusError:
         return _delivery_error(err, topic, key, self._bootstrap)
 
+    def _poke(self) -> None:
+        """Wake the poll thread if it sleeps: records were handed to librdkafka."""
+        if not self._work.is_set():
+            self._work.set()
+
     def _poll_forever(self) -> None:
         producer = self._producer
         assert producer is not None
         try:
             while not self._stop.is_set():
                 producer.poll(_POLL_INTERVAL_S)
+                # len() counts records queued or in flight and callbacks not yet served. Clear
+                # before the second look: a record produced after it sets the event again.
+                if len(producer) == 0:
+                    self._work.clear()
+                    if len(producer) == 0 and not self._stop.is_set():
+                        self._work.wait(_IDLE_POLL_S)
         except BaseException as exc:
             # Without this thread no acknowledgement would ever arrive: make every waiting
             # and later call fail instead of hanging.

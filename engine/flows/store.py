@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,10 +108,18 @@ class FlowStore:
 class FlowFollower:
     """Keeps a FlowStore up to date from hw.flows. ``await start()`` returns once caught up."""
 
-    def __init__(self, settings: KafkaSettings, topic: str, store: FlowStore | None = None):
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        store: FlowStore | None = None,
+        on_change: Callable[[], None] | None = None,
+    ):
+        """`on_change` is called after records were applied to the store."""
         self.store = store or FlowStore()
         self._settings = settings
         self._topic = topic
+        self._on_change = on_change
         self._consumer: AsyncConsumer | None = None
         self._task: Supervised | None = None
         self._closing = asyncio.Event()  # ends a dozing consume while following
@@ -150,6 +159,8 @@ class FlowFollower:
                 self.store.apply(decode_flow(r.value))
             except EnvelopeError as exc:
                 log.error("hw.flows %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, exc)
+        if records and self._on_change is not None:
+            self._on_change()
         return len(records)
 
     async def _follow(self) -> None:

@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 # One poll waits at most this long for records: it bounds how late the loop notices a stop
 # request or a freed slot, and keeps the consumer thread free for commits between polls.
 POLL_TIMEOUT_S = 0.1
-# Offsets of finished jobs are committed at most this often (one commit covers many jobs).
+# Offsets of finished jobs are committed at most this often (one commit covers many jobs),
+# and only after a job finished: an idle worker does not wake to find nothing to commit.
 COMMIT_INTERVAL_S = 0.2
 # Recently finished (task run, attempt) pairs remembered to skip a redelivered job; enough for
 # minutes of jobs at thousands per second, a few MB at most.
@@ -129,6 +130,7 @@ class Worker:
         self.failure: BaseException | None = None
         self.completed = 0
         self._slot_freed = asyncio.Event()
+        self._finished = asyncio.Event()  # a job finished (or failed): offsets to commit
         self._deps: RunDeps | None = None
         self._consumer: AsyncConsumer | None = None
         self.guard = ProcessGuard()
@@ -272,11 +274,11 @@ class Worker:
         except EnvelopeError as exc:
             log.error("skipping an invalid record at %s[%d]@%d: %s", *partition, record.offset,
                       exc)  # fmt: skip
-            self.tracker.done(partition, record.offset)
+            self._done(partition, record.offset)
             return
         if isinstance(item, StopJob):
             self._stop_job(item)
-            self.tracker.done(partition, record.offset)
+            self._done(partition, record.offset)
             return
         key = (item.task_run_id, item.attempt)
         current = self.running.get(key) or self.waiting.get(key)
@@ -286,7 +288,7 @@ class Worker:
                 record.offset,
             )
             if tracked and not same_record:
-                self.tracker.done(partition, record.offset)  # a duplicate: nothing to do
+                self._done(partition, record.offset)  # a duplicate: nothing to do
             return
         assert self._deps is not None
         self.waiting[key] = _Entry(JobRun(item, self._deps), partition, record.offset)
@@ -320,7 +322,7 @@ class Worker:
             else:
                 ok = await entry.run.execute()
             if ok:
-                self.tracker.done(entry.partition, entry.offset)
+                self._done(entry.partition, entry.offset)
                 self.completed += 1
                 self.recent[key] = None
                 if len(self.recent) > DONE_MEMORY:
@@ -331,6 +333,7 @@ class Worker:
             log.exception("job %s: result not delivered; stopping the worker", key[0])
             if self.failure is None:
                 self.failure = exc
+                self._finished.set()  # the commit loop raises it
         finally:
             self.running.pop(key, None)
             self._slot_freed.set()
@@ -353,9 +356,15 @@ class Worker:
             await consumer.commit(offsets)
             self.tracker.committed(offsets)
 
+    def _done(self, partition: Partition, offset: int) -> None:
+        self.tracker.done(partition, offset)
+        self._finished.set()
+
     async def _commit_loop(self, consumer: AsyncConsumer) -> None:
         while True:
+            await self._finished.wait()
             await asyncio.sleep(COMMIT_INTERVAL_S)
+            self._finished.clear()  # what finishes from now on sets it again
             if self.failure is not None:
                 raise self.failure
             try:
@@ -364,6 +373,7 @@ class Worker:
                 if not exc.retriable:
                     raise
                 log.warning("worker commit failed: %s; retrying", exc)
+                self._finished.set()
 
     async def _on_revoke(self, partitions: list[Partition]) -> None:
         consumer = self._consumer
