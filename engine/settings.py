@@ -329,6 +329,14 @@ class ProjectorSettings(_Section):
     poll_timeout_s: float = Field(
         0.5, gt=0, description="How long one poll waits for the first record of a batch."
     )
+    fetch_wait_max_ms: int = Field(
+        25,
+        ge=0,
+        description="The projector's fetch wait, when longer than kafka.fetch_wait_max_ms: "
+        "on Tansu each fetch that finds records costs the broker a listing of the partition's "
+        "whole log, and the projector is off the executions' path, so it fetches less often "
+        "(benchmarks/RESULTS.md). Kafka answers a fetch as soon as data arrives anyway.",
+    )
 
 
 class ApiSettings(_Section):

@@ -138,8 +138,13 @@ class Projector:
             self._secrets = SecretCache()
         await migrate(self._conn)
         self.group_id = await self._group_id()
+        fetch_wait_ms = max(self._kafka.fetch_wait_max_ms, self._settings.fetch_wait_max_ms)
         self._consumer = AsyncConsumer(
-            self._kafka, self.group_id, on_assign=self._assigned, on_revoke=self._revoked
+            self._kafka,
+            self.group_id,
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            **{"fetch.wait.max.ms": fetch_wait_ms},
         )
         await self._consumer.start()
         await self._consumer.subscribe(list(self._roles))
