@@ -139,12 +139,13 @@ class Projector:
         await migrate(self._conn)
         self.group_id = await self._group_id()
         fetch_wait_ms = max(self._kafka.fetch_wait_max_ms, self._settings.fetch_wait_max_ms)
+        overrides: dict[str, Any] = {"fetch.wait.max.ms": fetch_wait_ms}
         self._consumer = AsyncConsumer(
             self._kafka,
             self.group_id,
             on_assign=self._assigned,
             on_revoke=self._revoked,
-            **{"fetch.wait.max.ms": fetch_wait_ms},
+            **overrides,
         )
         await self._consumer.start()
         await self._consumer.subscribe(list(self._roles))
