@@ -26,6 +26,7 @@ from engine.bus import (
     gaps,
     topics_for,
 )
+from engine.bus import producer as producer_module
 from engine.bus import stall as stall_module
 from engine.bus.admin import NewTopicSpec
 from engine.bus.nudge import NUDGES
@@ -272,6 +273,24 @@ async def test_produce_batch_acknowledges_every_record_in_order(
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
         by_key.setdefault(r.key or b"", []).append(int(r.value or b""))
     assert by_key == {k.encode(): list(range(20)) for k in keys}
+
+
+async def test_an_idle_producers_poll_thread_wakes_for_records_and_for_close(
+    bus: KafkaSettings, topics: Topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With nothing in flight the poll thread sleeps; only a produce or close() may wake it
+    # (its own periodic wake-up is pushed out of the test's reach).
+    monkeypatch.setattr(producer_module, "_IDLE_POLL_S", 3600.0)
+    async with asyncio.timeout(ARRIVAL_S):
+        producer = AsyncProducer(bus)
+        await producer.start()
+        for _ in range(3):
+            await asyncio.sleep(0.3)  # the thread finds nothing in flight and sleeps
+            delivered = await producer.produce(topics.jobs.name, "k", b"one")
+            assert delivered.offset >= 0
+            await asyncio.sleep(0.3)
+            assert await producer.produce_batch([OutRecord(topics.jobs.name, "k", b"b")]) == 1
+        await producer.close()
 
 
 async def test_produce_batch_reports_a_failure_after_the_rest_settled(
