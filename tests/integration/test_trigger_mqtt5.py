@@ -31,6 +31,7 @@ from engine.bus.topics import Topics
 from engine.reducer.commands import StartExecution
 from engine.settings import Settings
 from tests.integration.test_trigger_sources import (
+    Case,
     Commands,
     _check,
     _spawn,
@@ -209,6 +210,12 @@ KILL_N = 300
 KILL_AFTER = 60
 
 
+async def _send_paced(case: Case, items: list[int], chunk: int = 5) -> None:
+    for start in range(0, len(items), chunk):
+        await case.send(items[start : start + chunk])
+        await asyncio.sleep(0.02)
+
+
 async def test_v5_sigkill_mid_stream_loses_nothing_and_runs_nothing_twice(
     env: tuple[Settings, Topics], tmp_path: Path
 ) -> None:
@@ -218,11 +225,18 @@ async def test_v5_sigkill_mid_stream_loses_nothing_and_runs_nothing_twice(
     process = _spawn(s)
     try:
         async with Commands(s, topics) as commands:
-            await case.send(list(range(KILL_N // 2)))
+            # The first message waits for the runtime to be up; the rest of the first half
+            # then streams in small publishes, so the kill lands mid-stream (sent at once,
+            # they queued in the session during start-up, and the runtime could fire them all
+            # before the test saw the 60th and killed it).
+            await case.send([0])
+            await commands.until(1, ARRIVAL_S)
+            stream = asyncio.create_task(_send_paced(case, list(range(1, KILL_N // 2))))
             await commands.until(KILL_AFTER, ARRIVAL_S)
             process.send_signal(signal.SIGKILL)
             await asyncio.to_thread(process.wait)
             killed_at = len(commands.starts)
+            await stream
             await case.send(list(range(KILL_N // 2, KILL_N)))
             process = _spawn(s)
             await commands.until(KILL_N, ARRIVAL_S)
