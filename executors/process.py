@@ -277,19 +277,18 @@ async def _execute(
     assert popen.stdout is not None
     assert popen.stderr is not None
     pipes: list[asyncio.BaseTransport] = []
-    try:
-        readers = [await _reader(loop, pipe, pipes) for pipe in (popen.stdout, popen.stderr)]
-        exited = _exit_event(loop, popen)
-    except BaseException:
-        signal_group(popen.pid, signal.SIGKILL)
-        for pipe in pipes:
-            pipe.close()
-        raise
 
     def close() -> None:
         for pipe in pipes:
             pipe.close()
 
+    try:
+        readers = [await _reader(loop, pipe, pipes) for pipe in (popen.stdout, popen.stderr)]
+        exited = _exit_event(loop, popen)
+    except BaseException:
+        signal_group(popen.pid, signal.SIGKILL)
+        close()
+        raise
     return Spawned(popen.pid, readers[0], readers[1], exited, lambda: popen.returncode, close)
 
 

@@ -51,18 +51,14 @@ class FolderWatch:
         self._event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(fd, self._on_readable)
-        self._watched: set[str] = set()
         self.watch_tree()
 
     def watch_tree(self) -> None:
-        """Watch the folder and every directory under it (new ones appear after a change)."""
+        """Watch the folder and every directory under it (new ones appear after a change);
+        a directory watched already keeps its one watch."""
         for top, _dirs, _files in os.walk(self.folder):
-            if top in self._watched:
-                continue
-            wd = self._libc.inotify_add_watch(self._fd, os.fsencode(top), _MASK)
-            if wd >= 0:
-                self._watched.add(top)
-            else:  # gone meanwhile, or no watches left: the caller's backstop scan covers it
+            if self._libc.inotify_add_watch(self._fd, os.fsencode(top), _MASK) < 0:
+                # Gone meanwhile, or no watches left: the caller's backstop scan covers it.
                 log.debug("inotify: cannot watch %s: %s", top, os.strerror(ctypes.get_errno()))
 
     async def changed(self, timeout_s: float) -> bool:
@@ -73,7 +69,6 @@ class FolderWatch:
         except TimeoutError:
             return False
         self._event.clear()
-        self._watched.clear()  # a directory moved away keeps its watch under a stale name
         self.watch_tree()
         return True
 
